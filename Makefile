@@ -28,13 +28,13 @@ $(BUILD):
 	@mkdir -p $(BUILD)
 
 $(BUILD)/%.o: engine/%.c $(wildcard engine/*.h) | $(BUILD)
-	$(CC) $(CFLAGS) -Iengine -c $< -o $@
+	$(CC) $(CFLAGS) -iquote engine -c $< -o $@
 
 $(BUILD)/embedded.c: $(EMBEDDED) engine/embed.py | $(BUILD)
 	python3 engine/embed.py $@ $(EMBEDDED)
 
 $(BUILD)/embedded.o: $(BUILD)/embedded.c
-	$(CC) $(CFLAGS) -Iengine -c $< -o $@
+	$(CC) $(CFLAGS) -iquote engine -c $< -o $@
 
 $(BIN): $(ENGINE_OBJ) $(BUILD)/embedded.o
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -65,4 +65,4 @@ clean:
 TEST_OBJ := $(filter-out $(BUILD)/main.o,$(ENGINE_OBJ)) $(BUILD)/embedded.o
 $(BUILD)/tests/%: tests/c/%.c tests/c/tap.h $(TEST_OBJ)
 	@mkdir -p $(BUILD)/tests
-	$(CC) $(CFLAGS) -Iengine -Itests/c -o $@ $< $(TEST_OBJ) $(LDLIBS)
+	$(CC) $(CFLAGS) -iquote engine -Itests/c -o $@ $< $(TEST_OBJ) $(LDLIBS)
