@@ -1,0 +1,116 @@
+-- OAuth2 flows against a Salesforce login host: username-password (+ security
+-- token), refresh token and JWT bearer. Returns a session; never lets a secret
+-- into a message.
+--
+--   local session, err, code = auth.login(cfg, reveal)
+--   session = { access_token, instance_url, id, issued_at (epoch s), flow }
+--
+-- cfg is the validated recipe `auth` table; secret fields hold sandbox secret
+-- values, and `reveal` turns them into strings at the last moment.
+local http = require "sf.http"
+local jwt = require "sf.jwt"
+local clock = require "sf.clock"
+local cjson = require "cjson.safe"
+
+local auth = {}
+
+auth.PRODUCTION = "https://login.salesforce.com"
+auth.SANDBOX = "https://test.salesforce.com"
+
+-- The login host: an explicit URL (My Domain, or the emulator) wins over the
+-- sandbox flag.
+function auth.login_url(cfg)
+  local url = cfg.login_url or (cfg.sandbox and auth.SANDBOX or auth.PRODUCTION)
+  return (url:gsub("/+$", ""))
+end
+
+local function form(fields)
+  local parts = {}
+  for _, kv in ipairs(fields) do
+    parts[#parts + 1] = http.urlencode(kv[1]) .. "=" .. http.urlencode(kv[2])
+  end
+  return table.concat(parts, "&")
+end
+
+local function grant_fields(cfg, reveal, url)
+  local flow = cfg.flow
+  if flow == "password" then
+    local password = reveal(cfg.password) .. (cfg.security_token and reveal(cfg.security_token) or "")
+    local f = {
+      { "grant_type", "password" },
+      { "client_id", reveal(cfg.client_id) },
+      { "username", cfg.username },
+      { "password", password },
+    }
+    if cfg.client_secret then f[#f + 1] = { "client_secret", reveal(cfg.client_secret) } end
+    return f
+  elseif flow == "refresh_token" then
+    local f = {
+      { "grant_type", "refresh_token" },
+      { "refresh_token", reveal(cfg.refresh_token) },
+      { "client_id", reveal(cfg.client_id) },
+    }
+    if cfg.client_secret then f[#f + 1] = { "client_secret", reveal(cfg.client_secret) } end
+    return f
+  elseif flow == "jwt" then
+    local key, err, code = cfg.private_key_handle, nil, nil
+    if not key then
+      key, err, code = jwt.load_key(reveal(cfg.private_key), cfg.passphrase and reveal(cfg.passphrase) or nil)
+      if not key then return nil, "auth: " .. err, code end
+      cfg.private_key_handle = key -- parse once per job; the handle is opaque
+    end
+    -- Salesforce allows exp at most 3 minutes ahead; aud is the login host.
+    local assertion = key:sign {
+      iss = reveal(cfg.client_id),
+      sub = cfg.username,
+      aud = cfg.audience or url,
+      exp = math.floor(clock.now()) + 170,
+    }
+    return {
+      { "grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer" },
+      { "assertion", assertion },
+    }
+  end
+  error("auth: unknown flow " .. tostring(flow))
+end
+
+-- Performs one token request. Operational failures: nil, message, code where
+-- code is "AUTH" for a refusal by Salesforce or the transport's code.
+function auth.login(cfg, reveal, opts)
+  opts = opts or {}
+  local url = auth.login_url(cfg)
+  local fields, ferr, fcode = grant_fields(cfg, reveal, url)
+  if not fields then return nil, ferr, fcode end
+  local resp, err, code = http.request {
+    method = "POST",
+    url = url .. "/services/oauth2/token",
+    headers = { ["Content-Type"] = "application/x-www-form-urlencoded", ["Accept"] = "application/json" },
+    body = form(fields),
+    timeout_ms = opts.timeout_ms or 30000,
+  }
+  if not resp then
+    return nil, "login to " .. url .. " failed: " .. err, code
+  end
+  local body = cjson.decode(resp.body)
+  if resp.status ~= 200 or type(body) ~= "table" or type(body.access_token) ~= "string" then
+    -- Salesforce's own words: {"error":"invalid_grant","error_description":"authentication failure"}
+    local what = "HTTP " .. resp.status
+    if type(body) == "table" and body.error then
+      what = tostring(body.error) .. (body.error_description and (": " .. tostring(body.error_description)) or "")
+    end
+    return nil, "login to " .. url .. " refused: " .. what, "AUTH"
+  end
+  if type(body.instance_url) ~= "string" or not body.instance_url:match("^https?://") then
+    return nil, "login to " .. url .. ": response has no instance_url", "AUTH"
+  end
+  local issued = tonumber(body.issued_at)
+  return {
+    access_token = body.access_token,
+    instance_url = body.instance_url:gsub("/+$", ""),
+    id = body.id,
+    issued_at = issued and issued / 1000 or clock.now(),
+    flow = cfg.flow,
+  }
+end
+
+return auth
