@@ -30,8 +30,8 @@ $(BUILD):
 $(BUILD)/%.o: engine/%.c $(wildcard engine/*.h) | $(BUILD)
 	$(CC) $(CFLAGS) -iquote engine -c $< -o $@
 
-$(BUILD)/embedded.c: $(EMBEDDED) engine/embed.py | $(BUILD)
-	python3 engine/embed.py $@ $(EMBEDDED)
+$(BUILD)/embedded.c: $(EMBEDDED) $(ENGINE_SRC) engine/embed.py | $(BUILD)
+	python3 engine/embed.py $@ $(EMBEDDED) $(ENGINE_SRC)
 
 $(BUILD)/embedded.o: $(BUILD)/embedded.c
 	$(CC) $(CFLAGS) -iquote engine -c $< -o $@

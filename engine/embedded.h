@@ -10,4 +10,13 @@ struct sf_embedded {
     size_t len;
 };
 extern const struct sf_embedded sf_embedded[];
+
+/* Every C primitive (engine/<name>.c exporting luaopen_sf_<name>), found at
+ * build time; main.c registers each in package.preload. NULL-terminated. */
+struct lua_State;
+struct sf_module {
+    const char *name;                 /* "sf.http" */
+    int (*open)(struct lua_State *L); /* luaopen_sf_http */
+};
+extern const struct sf_module sf_modules[];
 #endif
