@@ -25,6 +25,8 @@ class _Result(unittest.TextTestResult):
 
 
 def _name(test):
+    if not hasattr(test, "_testMethodName"):  # setUpClass/module errors
+        return str(test)
     doc = test.shortDescription()
     return "%s.%s%s" % (type(test).__name__, test._testMethodName, (" (" + doc + ")") if doc else "")
 

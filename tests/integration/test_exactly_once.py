@@ -33,7 +33,7 @@ class ExactlyOnce(unittest.TestCase):
         """450 leads sharing one timestamp, pages of 200: each read once, none skipped"""
         with Emulator(["--generate", "Lead=0"]) as emu:
             ts = "2024-05-05T05:05:05.000+0000"
-            rows = [{"Id": "00Q%012dAAA" % (i + 1), "LastName": "Same%d" % i, "Company": "C",
+            rows = [{"Id": "00Q%012d" % (i + 1), "LastName": "Same%d" % i, "Company": "C",
                      "Status": "Open", "CreatedDate": ts, "LastModifiedDate": ts, "SystemModstamp": ts,
                      "IsDeleted": False} for i in range(450)]
             emu.post("/__emulator/records/Lead", rows)
@@ -50,10 +50,10 @@ class ExactlyOnce(unittest.TestCase):
                 self.assertEqual(stats["by_endpoint"].get("query", 0) + stats["by_endpoint"].get("query_more", 0), 3,
                                  "3 pages of at most 200: %r" % stats["by_endpoint"])
                 # A new record with the same timestamp and a higher Id appears after the run:
-                emu.post("/__emulator/records/Lead", [dict(rows[0], Id="00Q999999999999AAA", LastName="Late")])
+                emu.post("/__emulator/records/Lead", [dict(rows[0], Id="00Q999999999999", LastName="Late")])
                 run(path, credentials_env(emu), check=0)
                 got = w.read_ndjson("out", "salesforce_leads.ndjson")
-                self.assertEqual([r["salesforce_lead_ids"][0] for r in got[450:]], ["00Q999999999999AAA"])
+                self.assertEqual([r["salesforce_lead_ids"][0] for r in got[450:]], ["00Q999999999999EAA"])
             finally:
                 w.cleanup()
 
