@@ -160,8 +160,19 @@ local function open_output(job, name)
   local path = job.out_dir .. "/" .. name
   local f, err = fs.open_append(path)
   if not f then error("output " .. path .. ": " .. tostring(err), 0) end
-  local want = job.state:output_size(name) or 0
+  local want = job.state:output_size(name)
   local have = f:size()
+  if want == nil then
+    -- A file this job never checkpointed: refuse to touch someone else's
+    -- data; otherwise claim it (length 0) before the first write.
+    if have > 0 then
+      f:close()
+      error(string.format("output %s already holds %d bytes this job did not write (another job's output, or its state was removed): move it away or choose another output directory", path, have), 0)
+    end
+    job.state:set_output_size(name, 0)
+    job.state:checkpoint()
+    return f
+  end
   if have > want then
     job.log.warn("%s: discarding %d bytes written after the last checkpoint", path, have - want)
     assert(f:truncate(want))
