@@ -165,8 +165,12 @@ class ImportTest(unittest.TestCase):
         path = self.w.write("job.lua", recipe("{ Lead = {} }"))
         run(path, self.env, check=0)
         self.assertEqual(len(self.w.read_ndjson("out", "salesforce_leads.ndjson")), 3)
+        before = emu.stats()
         run(path, self.env, check=0)
         self.assertEqual(len(self.w.read_ndjson("out", "salesforce_leads.ndjson")), 3, "nothing changed: nothing new")
+        after = emu.stats()
+        self.assertEqual(after["api_calls"] - before["api_calls"], 1,
+                         "an incremental run with nothing new costs one query (the describe is cached a day)")
         self.emu.post("/__emulator/records/Lead", [{"Id": L1, "Title": "Enchantress of Numbers"}])
         run(path, self.env, check=0)
         rows = self.w.read_ndjson("out", "salesforce_leads.ndjson")
