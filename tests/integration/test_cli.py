@@ -188,5 +188,42 @@ class RecipeErrors(unittest.TestCase):
         self.assertIn("--log-json", err)
 
 
+class Logging(unittest.TestCase):
+    TOKEN = "tok-4f9a1c2e77"
+
+    def run_logs(self, *opts):
+        env = dict(os.environ, SFENGINE_CLI_TOKEN=self.TOKEN)
+        p = subprocess.run([BIN, *opts, fixture("logs.lua")], cwd=ROOT, capture_output=True, text=True,
+                           timeout=60, env=env)
+        return p.returncode, p.stderr
+
+    def test_secrets_are_redacted_on_stderr(self):
+        """sf.log lines reach stderr with secret values redacted"""
+        rc, err = self.run_logs()
+        self.assertEqual(rc, 2, err)
+        self.assertIn("the secret prints as (redacted)", err)
+        self.assertIn("the raw value is (redacted)", err)
+        self.assertNotIn(self.TOKEN, err)
+
+    def test_json_log_and_quiet(self):
+        """--log-json writes {ts, level, msg} lines; --quiet keeps info off stderr"""
+        import json
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "log.jsonl")
+            rc, err = self.run_logs("--quiet", "--log-json", path)
+            self.assertEqual(rc, 2, err)
+            self.assertNotIn("the secret prints as", err)
+            self.assertEqual(len(lines(err)), 1, err)
+            with open(path) as f:
+                text = f.read()
+        self.assertNotIn(self.TOKEN, text)
+        entries = [json.loads(line) for line in text.splitlines()]
+        self.assertEqual([e["msg"] for e in entries],
+                         ["the secret prints as (redacted)", "the raw value is (redacted)"])
+        for e in entries:
+            self.assertEqual(e["level"], "info")
+            self.assertRegex(e["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
 if __name__ == "__main__":
     tap.main()
