@@ -4,6 +4,7 @@
 usage: embed.py OUT.c FILE...   scripts/sf/x.lua -> module "sf.x",
                                 mappings/y.lua   -> module "mappings.y",
                                 engine/z.c with luaopen_sf_z -> C module "sf.z"
+                                (luaopen_sf_a_b -> "sf.a.b")
 Every C primitive is found here, so adding engine/<name>.c with a
 luaopen_sf_<name> function is all it takes to register it in package.preload.
 """
@@ -25,7 +26,8 @@ for fn in opens:
     lines.append('int %s(lua_State *L);' % fn)
 lines.append('const struct sf_module sf_modules[] = {')
 for fn in opens:
-    lines.append('  {"sf.%s", %s},' % (fn[len('luaopen_sf_'):], fn))
+    # Lua's own convention: luaopen_a_b opens module "a.b".
+    lines.append('  {"sf.%s", %s},' % (fn[len('luaopen_sf_'):].replace('_', '.'), fn))
 lines.append('  {NULL, NULL}')
 lines.append('};')
 lines.append('')

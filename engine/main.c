@@ -31,33 +31,12 @@
 lua_State *sf_sandbox_newstate(void);
 void sf_sandbox_close(lua_State *L);
 
-/* the C primitives, one file each */
-int luaopen_sf_sandbox(lua_State *L);
-int luaopen_sf_http(lua_State *L);
-int luaopen_sf_jwt(lua_State *L);
-int luaopen_sf_limits(lua_State *L);
-int luaopen_sf_fs(lua_State *L);
-int luaopen_sf_store(lua_State *L);
-int luaopen_sf_page(lua_State *L);
-int luaopen_sf_mapper(lua_State *L);
-int luaopen_sf_clock(lua_State *L);
-int luaopen_sf_signal(lua_State *L);
-int luaopen_sf_input(lua_State *L);
 int luaopen_cjson_safe(lua_State *L); /* lua-cjson.h declares only luaopen_cjson */
 
-static const luaL_Reg preloads[] = {
-    /* The Lua module sf.sandbox (scripts/sf/sandbox.lua) re-exports these. */
-    {"sf.sandbox.core", luaopen_sf_sandbox},
-    {"sf.http", luaopen_sf_http},
-    {"sf.jwt", luaopen_sf_jwt},
-    {"sf.limits", luaopen_sf_limits},
-    {"sf.fs", luaopen_sf_fs},
-    {"sf.store", luaopen_sf_store},
-    {"sf.page", luaopen_sf_page},
-    {"sf.mapper", luaopen_sf_mapper},
-    {"sf.clock", luaopen_sf_clock},
-    {"sf.signal", luaopen_sf_signal},
-    {"sf.input", luaopen_sf_input},
+/* The C primitives, one file each, come from sf_modules (embedded.h): the
+ * build finds every engine/<name>.c exporting luaopen_sf_<name>. The Lua
+ * module sf.sandbox (scripts/sf/sandbox.lua) re-exports sf.sandbox.core. */
+static const luaL_Reg libraries[] = {
     {"cjson", luaopen_cjson},
     {"cjson.safe", luaopen_cjson_safe},
     {NULL, NULL},
@@ -116,7 +95,11 @@ static void setup_searchers(lua_State *L, int files)
     lua_pop(L, 1);
 
     lua_getfield(L, -1, "preload"); /* stack: package, preload */
-    luaL_setfuncs(L, preloads, 0);
+    luaL_setfuncs(L, libraries, 0);
+    for (const struct sf_module *m = sf_modules; m->name != NULL; m++) {
+        lua_pushcfunction(L, m->open);
+        lua_setfield(L, -2, m->name);
+    }
     lua_pop(L, 2);
 }
 

@@ -48,7 +48,7 @@
 
 #include "embedded.h"
 
-int luaopen_sf_sandbox(lua_State *L);
+int luaopen_sf_sandbox_core(lua_State *L);
 lua_State *sf_sandbox_newstate(void);
 void sf_sandbox_close(lua_State *L);
 
@@ -386,7 +386,7 @@ static const luaL_Reg sbx_funcs[] = {
     {NULL, NULL},
 };
 
-int luaopen_sf_sandbox(lua_State *L)
+int luaopen_sf_sandbox_core(lua_State *L)
 {
     getsbx(L); /* creates the registry state for foreign states */
     luaL_newlib(L, sbx_funcs);
