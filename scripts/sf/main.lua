@@ -32,7 +32,8 @@ options:
   --memory-mb N       cap on the engine's Lua memory (default 4096)
   --cpu-ms N          CPU budget of the recipe's load and of each callback (default 5000)
 
-exit codes: 0 done, 1 job failed, 2 usage or recipe error, 3 paused by the API budget
+exit codes: 0 done, 1 job failed, 2 usage or recipe error, 3 paused by the API budget,
+            4 stopped by SIGTERM/SIGINT after a clean checkpoint
 ]]
 
 local FLAGS = {
