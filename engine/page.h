@@ -1,0 +1,36 @@
+/* sf.page internals shared with sf.mapper (engine/mapper.c). Lua API in page.c. */
+#ifndef SF_PAGE_H
+#define SF_PAGE_H
+
+#include <lua.h>
+#include "json.h"
+
+#define SF_PAGE_MT "sf.page"
+
+typedef struct sf_page {
+    const char *body;    /* the response text; the Lua string lives in user value 1 */
+    size_t len;
+    json_tok *toks;      /* owned (alloc); NULL once closed */
+    uint32_t ntok, cap;
+    uint32_t *recs;      /* owned (alloc): token index of each record, in order */
+    uint32_t nrec;
+    long total_tok;      /* token of totalSize's value, or -1 */
+    long next_tok;       /* token of nextRecordsUrl's value (a string), or -1 */
+    int done;
+    int pinned;          /* > 0 while sf.mapper walks the tokens: close refused */
+    json_alloc_fn alloc; /* the allocator toks/recs came from */
+    void *alloc_ud;
+} sf_page;
+
+/* The open page at idx, or raises (api names the caller in the message). */
+sf_page *sf_page_check(lua_State *L, int idx, const char *api);
+
+/* Pushes token i of document s decoded as Lua (cjson semantics: objects and
+ * arrays become tables, null becomes cjson.null, i.e. a NULL light userdata;
+ * integer literals that fit become integers, other numbers floats). A STRING
+ * token with flag SF_TOK_RAW holds raw (unescaped) bytes. Uses at most
+ * 3 stack slots per nesting level (checked). */
+#define SF_TOK_RAW 0x80u
+void sf_json_push(lua_State *L, const char *s, const json_tok *toks, uint32_t i);
+
+#endif
