@@ -53,25 +53,32 @@ local function grant_fields(cfg, reveal, url)
     if cfg.client_secret then f[#f + 1] = { "client_secret", reveal(cfg.client_secret) } end
     return f
   elseif flow == "jwt" then
-    local key, err, code = cfg.private_key_handle, nil, nil
-    if not key then
-      key, err, code = jwt.load_key(reveal(cfg.private_key), cfg.passphrase and reveal(cfg.passphrase) or nil)
-      if not key then return nil, "auth: " .. err, code end
-      cfg.private_key_handle = key -- parse once per job; the handle is opaque
-    end
-    -- Salesforce allows exp at most 3 minutes ahead; aud is the login host.
-    local assertion = key:sign {
-      iss = reveal(cfg.client_id),
-      sub = cfg.username,
-      aud = cfg.audience or url,
-      exp = math.floor(clock.now()) + 170,
-    }
+    local assertion, err, code = auth.assertion(cfg, reveal, url)
+    if not assertion then return nil, err, code end
     return {
       { "grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer" },
       { "assertion", assertion },
     }
   end
   error("auth: unknown flow " .. tostring(flow))
+end
+
+-- The JWT bearer assertion: iss = consumer key, sub = username, aud = the
+-- login host, exp at most 3 minutes ahead (Salesforce's limit), RS256.
+function auth.assertion(cfg, reveal, url)
+  local key = cfg.private_key_handle
+  if not key then
+    local err, code
+    key, err, code = jwt.load_key(reveal(cfg.private_key), cfg.passphrase and reveal(cfg.passphrase) or nil)
+    if not key then return nil, "auth: " .. err, code end
+    cfg.private_key_handle = key -- parse once per job; the handle is opaque
+  end
+  return key:sign {
+    iss = reveal(cfg.client_id),
+    sub = cfg.username,
+    aud = cfg.audience or url,
+    exp = math.floor(clock.now()) + 170,
+  }
 end
 
 -- Performs one token request. Operational failures: nil, message, code where

@@ -208,6 +208,38 @@ class ImportTest(unittest.TestCase):
         self.assertEqual((r["Name"], r["Amount__c"], r["Paid__c"], r["Due_Date__c"]),
                          ("INV-0001", 99.5, False, "2024-02-01T00:00:00Z"))
 
+    def test_uncoercible_value_goes_to_rejects(self):
+        """a value that cannot be coerced drops that field only, into rejects.ndjson and the counters"""
+        path = self.w.write("job.lua", recipe(
+            '{ Lead = { mapping = { add = { { sf = "Title", to = "title_as_int", type = "int" } } } } }'))
+        p = run(path, self.env, check=0)
+        rows = self.w.read_ndjson("out", "salesforce_leads.ndjson")
+        self.assertEqual(len(rows), 3, "the record is kept")
+        self.assertEqual(rows[0]["salesforce_lead_title"], "Countess")
+        self.assertNotIn("title_as_int", rows[0])
+        rejects = self.w.read_ndjson("out", "rejects.ndjson")
+        self.assertEqual(len(rejects), 1)
+        r = rejects[0]
+        self.assertEqual((r["stream"], r["id"], r["field"], r["source"], r["value"], r["reason"]),
+                         ("salesforce_leads", L1, "title_as_int", "Title", "Countess", "not an integer: Countess"))
+        self.assertRegex(p.stdout, r"salesforce_leads\s+2 records\s+1 deletions\s+1 rejects")
+
+    def test_refresh_token_flow(self):
+        """the refresh-token flow logs in and imports"""
+        auth = """{ flow = "refresh_token", login_url = sf.env "SF_LOGIN_URL",
+    client_id = sf.secret_env "SF_CLIENT_ID", client_secret = sf.secret_env "SF_CLIENT_SECRET",
+    refresh_token = sf.secret_env "SF_REFRESH_TOKEN" }"""
+        path = self.w.write("job.lua", recipe("{ Lead = {} }", auth=auth))
+        env = dict(self.env, SF_REFRESH_TOKEN="demo-refresh-token")
+        run(path, env, check=0)
+        self.assertEqual(len(self.w.read_ndjson("out", "salesforce_leads.ndjson")), 3)
+        env["SF_REFRESH_TOKEN"] = "revoked"
+        path = self.w.write("job2.lua", recipe("{ Lead = {} }", auth=auth, name="t2").replace('"out"', '"out2"'))
+        p = run(path, env)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("invalid_grant", p.stderr)
+        self.assertNotIn("revoked", p.stderr)
+
     def test_bad_recipe_unknown_key(self):
         """an unknown key is one clear line naming file:line and the key, exit 2"""
         path = self.w.write("job.lua", recipe('{ Lead = { sincee = "2024-01-01" } }'))
