@@ -23,6 +23,7 @@ local state_mod = require "sf.state"
 local jobs = require "sf.jobs"
 
 local M = {}
+local check_requested
 
 -- Standard objects and their default streams, in the product document's order.
 M.STANDARD = {
@@ -122,13 +123,15 @@ local function plan(r)
         object = std.object, stream = std.stream, since = o.since,
         timestamp_field = o.timestamp_field or "LastModifiedDate",
         additional = o.additional_fields or {}, custom = o.mapping, standard = true,
+        path = "objects." .. std.object,
       }
     end
   end
-  for _, c in ipairs(r.custom_objects or {}) do
+  for i, c in ipairs(r.custom_objects or {}) do
     list[#list + 1] = {
       object = c.object, stream = c.stream, since = c.since, timestamp_field = c.timestamp_field,
       fields = c.fields, custom = c.mapping, standard = false,
+      path = "custom_objects[" .. i .. "]",
     }
   end
   return list
@@ -219,14 +222,36 @@ local function describe_object(job, object)
   return d
 end
 
+-- Fields the recipe asks for by name must exist: a typo is a recipe error
+-- (the default mapping's fields may legitimately be missing, e.g. the ISO
+-- code fields without State and Country Picklists: those are only reported).
+function check_requested(job, item, describe, compiled)
+  local key = item.standard and ".additional_fields" or ".fields"
+  local requested = {}
+  for _, f in ipairs(item.additional or item.fields or {}) do requested[f] = true end
+  for _, f in ipairs(compiled.unavailable or {}) do
+    if requested[f] then
+      local names = {}
+      for _, d in ipairs(describe.fields or {}) do names[#names + 1] = d.name end
+      local best = recipe.closest(f, names)
+      local hint = best and (" (did you mean " .. best .. "?)") or ""
+      error(recipe.error_at(job.ctx, item.path .. key, item.object .. " has no field " .. f .. hint), 0)
+    end
+  end
+end
+
 -- Imports one object. Returns "done", or "paused"/"stopped" with a message.
 local function run_object(job, item)
   local describe, derr, dcode, resume = describe_object(job, item.object)
   if not describe then
     if dcode == "BUDGET" then return "paused", derr, resume end
+    if dcode == "NOT_FOUND" and not item.standard then
+      error(recipe.error_at(job.ctx, item.path .. ".object", "this org has no object " .. item.object), 0)
+    end
     error(item.object .. ": describe failed: " .. tostring(derr), 0)
   end
   local compiled, mp = compile(job, item, describe, job.now_iso)
+  check_requested(job, item, describe, compiled)
   for _, f in ipairs(compiled.unavailable or {}) do
     job.log.info("%s: field %s is not in this org; its mapping rows are skipped", item.object, f)
   end

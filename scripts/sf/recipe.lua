@@ -346,6 +346,17 @@ local function distance(a, b)
   return prev[#b]
 end
 
+-- The candidate closest to word (edit distance < 3, case-insensitive), or nil.
+function M.closest(word, candidates)
+  local best, bestd = nil, 3
+  local w = word:lower()
+  for _, name in ipairs(candidates) do
+    local d = distance(w, name:lower())
+    if d < bestd then best, bestd = name, d end
+  end
+  return best
+end
+
 local validate
 
 -- Raises a recipe error at keys (a list; copied).
@@ -472,11 +483,7 @@ validate = function(st, schema, v, keys)
         fail(st, keys, "unexpected " .. vtype(k) .. " key " .. show(k) .. " (a record has named keys only)")
       end
       if not schema.fields[k] then
-        local best, bestd = nil, 3
-        for _, name in ipairs(schema.names) do
-          local d = distance(k, name)
-          if d < bestd then best, bestd = name, d end
-        end
+        local best = M.closest(k, schema.names)
         fail(st, push(keys, k), "unknown key" .. (best and (", did you mean " .. best .. "?") or "") ..
           " (known: " .. table.concat(schema.names, ", ") .. ")")
       end

@@ -262,6 +262,19 @@ class ImportTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("auth", p.stderr)
 
+    def test_unknown_requested_field_or_object(self):
+        """a misspelt additional field or custom object is a recipe error naming file:line, before any output"""
+        path = self.w.write("job.lua", recipe('{ Lead = { additional_fields = { "Ratingg" } } }'))
+        p = run(path, self.env)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertRegex(p.stderr, r"job\.lua:\d+: objects\.Lead\.additional_fields: Lead has no field Ratingg \(did you mean Rating\?\)")
+        self.assertEqual(self.w.read_ndjson("out", "salesforce_leads.ndjson"), [])
+        path = self.w.write("job2.lua", recipe("nil", name="t2", extra="""custom_objects = {
+    { object = "Invoices__c", fields = { "Name" }, stream = "invoices" } },"""))
+        p = run(path, self.env)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertRegex(p.stderr, r"job2\.lua:\d+: custom_objects\[1\]\.object: this org has no object Invoices__c")
+
     def test_wrong_credentials(self):
         """wrong credentials give Salesforce's error, not a crash, and no secret"""
         env = dict(self.env, SF_PASSWORD="not-the-password")
