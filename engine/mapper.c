@@ -68,8 +68,10 @@
  * value is the original JSON value (strings cut to 200 characters; a
  * multi-valued source as an array); source is the path the value came from
  * (all sources joined by "," for combine "all"; null for const).
- * stats: {records (not deleted), deleted, rejected (field rejects), last_ts (raw
- * timestamp text of the last record having one), last_id}.
+ * stats: {records (not deleted), deleted, rejected (field rejects), last_ts,
+ * last_id}: the raw timestamp text and the Id of the last record (deleted or
+ * not) whose timestamp is a string, for the incremental (ts, Id) cursor; both
+ * nil when no record has one.
  */
 #include <lua.h>
 #include <lauxlib.h>
@@ -1521,9 +1523,11 @@ static void map_record(ctx *c, const json_tok *rec)
     c->nkeys = rec->size;
 
     c->id = rec_get(c, &m->id_seg);
-    if (c->id != NULL && c->id->type == JSON_STRING) c->last_id = c->id;
     ts = rec_get(c, &m->ts_seg);
-    if (ts != NULL && ts->type == JSON_STRING) c->last_ts = ts;
+    if (ts != NULL && ts->type == JSON_STRING) {  /* the cursor: one record's (ts, Id) */
+        c->last_ts = ts;
+        c->last_id = c->id != NULL && c->id->type == JSON_STRING ? c->id : NULL;
+    }
     del = rec_get(c, &m->del_seg);
 
     if (del != NULL && del->type == JSON_TRUE) {

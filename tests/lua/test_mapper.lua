@@ -513,8 +513,8 @@ do
   t.eq(lines[3], '{"_deleted":true,"_object":"Lead","_id":"00Q3","_deleted_at":null,"salesforce_lead_ids":["00Q3"],'
     .. '"lead_id":"00Q3"}', "a deletion without a timestamp has _deleted_at null")
   t.eq(rej, "", "deletions make no rejects")
-  t.same(st, { records = 1, deleted = 2, rejected = 0, last_ts = "2024-01-16T00:00:00.000+0000", last_id = "00Q3" },
-         "stats: deleted counted apart; last_ts is the last record's raw timestamp (null skipped); last_id the last Id")
+  t.same(st, { records = 1, deleted = 2, rejected = 0, last_ts = "2024-01-16T00:00:00.000+0000", last_id = "00Q2" },
+         "stats: deleted counted apart; the cursor is (raw timestamp, Id) of the last record with a timestamp")
 end
 do
   local _, _, st = run({ { sf = "Id", to = "id", type = "string" } }, {},
