@@ -19,6 +19,7 @@
 --   sf.env(name) -> string | nil          sf.secret_env(name) -> secret | nil
 --   sf.secret_file(relpath) -> secret     sf.read_file(relpath) -> string
 --   sf.log(fmt, ...)   sf.now() -> epoch seconds   sf.json.encode/decode
+--   sf.auth_from_env(flow?) -> the auth table from SF_* environment variables
 -- Every table the engine hands a recipe (the globals included) is a read-only
 -- proxy with a locked metatable; each recipe gets fresh ones.
 local core = require "sf.sandbox.core"
@@ -326,6 +327,40 @@ local function make_sf(box)
       log.info("%s", msg)
     end,
     now = core.now,
+    -- The auth table from the conventional environment variables, so a
+    -- recipe names no secret and no host: SF_LOGIN_URL (or SF_SANDBOX=1),
+    -- SF_CLIENT_ID, SF_CLIENT_SECRET, SF_USERNAME, SF_PASSWORD,
+    -- SF_SECURITY_TOKEN, SF_REFRESH_TOKEN, SF_PRIVATE_KEY_FILE (under the
+    -- recipe's directory) or SF_PRIVATE_KEY, SF_KEY_PASSPHRASE.
+    auth_from_env = function(flow)
+      flow = flow or "password"
+      if flow ~= "password" and flow ~= "refresh_token" and flow ~= "jwt" then
+        error('sf.auth_from_env: flow must be "password", "refresh_token" or "jwt"', 2)
+      end
+      local function secret(name)
+        local v = os.getenv(name)
+        return v and M.secret(v) or nil
+      end
+      local a = {
+        flow = flow,
+        login_url = os.getenv("SF_LOGIN_URL"),
+        sandbox = os.getenv("SF_SANDBOX") == "1" or nil,
+        client_id = secret("SF_CLIENT_ID"),
+        client_secret = secret("SF_CLIENT_SECRET"),
+        username = os.getenv("SF_USERNAME"),
+      }
+      if flow == "password" then
+        a.password, a.security_token = secret("SF_PASSWORD"), secret("SF_SECURITY_TOKEN")
+      elseif flow == "refresh_token" then
+        a.refresh_token = secret("SF_REFRESH_TOKEN")
+      else
+        a.private_key = secret("SF_PRIVATE_KEY")
+        a.private_key_file = not a.private_key and (os.getenv("SF_PRIVATE_KEY_FILE") or "sf_private_key.pem") or nil
+        a.passphrase = secret("SF_KEY_PASSPHRASE")
+        a.client_secret = nil
+      end
+      return a
+    end,
     json = readonly({ encode = cjson_safe.encode, decode = cjson_safe.decode }, "sf.json"),
   }
   return readonly(api, "sf")

@@ -7,14 +7,9 @@ local regions = require "regions"   -- tenants/acme/regions.lua, loaded in the s
 return {
   job = "import",
   name = "acme-import",
-  auth = {
-    flow = "jwt",
-    login_url = sf.env "SF_LOGIN_URL",
-    sandbox = false,
-    client_id = sf.secret_env "SF_CLIENT_ID",
-    username = sf.env "SF_USERNAME",
-    private_key_file = sf.env "SF_PRIVATE_KEY_FILE" or "sf_private_key.pem",
-  },
+  -- JWT bearer: SF_CLIENT_ID (consumer key), SF_USERNAME, and the key in
+  -- SF_PRIVATE_KEY_FILE (default sf_private_key.pem next to this recipe).
+  auth = sf.auth_from_env "jwt",
   output = sf.env "SF_OUTPUT" or "out",
   max_daily_api_calls = 2000,
 
