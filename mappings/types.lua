@@ -72,13 +72,19 @@ function rules.string(v)
   return nil, "expected a scalar for string"
 end
 
--- number: JSON numbers as they are; numeric strings read as numbers.
+-- number: JSON numbers as they are; numeric strings read as numbers. Values beyond the
+-- double range ("1e400" reads as inf) are rejected: JSON has no infinity.
+local function finite(n) return n == n and n ~= math.huge and n ~= -math.huge end
+
 function rules.number(v)
-  if type(v) == "number" then return v end
-  if type(v) == "string" then
-    local n = json_number(v)
-    if n then return n end
+  local n
+  if type(v) == "number" then
+    n = v
+  elseif type(v) == "string" then
+    n = json_number(v)
   end
+  if n ~= nil and finite(n) then return n end
+  if n ~= nil then return nil, "not a number: " .. shown(n) end
   return nil, "not a number: " .. shown(v)
 end
 

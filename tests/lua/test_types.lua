@@ -56,6 +56,12 @@ local cases = {
   { "number", "nan", REJECT "not a number: nan" },
   { "number", "1,5", REJECT "not a number: 1,5" },
   { "number", true, REJECT "not a number: true" },
+  { "number", 1e400, REJECT "not a number: inf" },
+  { "number", -1e400, REJECT "not a number: -inf" },
+  { "number", "1e400", REJECT "not a number: inf" },
+  { "number", "\v5", REJECT "not a number: " },
+  { "string", 1e400, "inf" },
+  { "int", 1e400, REJECT "not an integer: " },
   { "number", { 1 }, REJECT "not a number: table" },
   -- int ---------------------------------------------------------------------------
   { "int", 5.0, 5 },
