@@ -22,15 +22,7 @@ return {
   job = "export",
   name = "blueconic-export",
 
-  auth = {
-    flow = "password",
-    login_url = sf.env "SF_LOGIN_URL",
-    client_id = sf.secret_env "SF_CLIENT_ID",
-    client_secret = sf.secret_env "SF_CLIENT_SECRET",
-    username = sf.env "SF_USERNAME",
-    password = sf.secret_env "SF_PASSWORD",
-    security_token = sf.secret_env "SF_SECURITY_TOKEN",
-  },
+  auth = sf.auth_from_env(),   -- SF_LOGIN_URL, SF_CLIENT_ID, SF_USERNAME, SF_PASSWORD, ... (see README)
 
   input = { file = sf.env "SF_EXPORT_INPUT" or "data/blueconic.ndjson" },
   output = sf.env "SF_OUTPUT" or "out",

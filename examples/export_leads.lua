@@ -15,22 +15,14 @@
 -- Leads, and the long text areas Lytics_Audiences__c, Lytics_Content_Affinity__c
 -- and Lytics_Scores__c on Lead.
 --
--- Secrets come from the environment: SF_LOGIN_URL, SF_CLIENT_ID,
--- SF_CLIENT_SECRET, SF_USERNAME, SF_PASSWORD, SF_SECURITY_TOKEN.
+-- Secrets come from the environment (sf.auth_from_env): SF_LOGIN_URL,
+-- SF_CLIENT_ID, SF_CLIENT_SECRET, SF_USERNAME, SF_PASSWORD, SF_SECURITY_TOKEN.
 -- Run:  sfengine examples/export_leads.lua          (--dry-run to preview)
 return {
   job = "export",
   name = "export-leads",
 
-  auth = {
-    flow = "password",
-    login_url = sf.env "SF_LOGIN_URL",
-    client_id = sf.secret_env "SF_CLIENT_ID",
-    client_secret = sf.secret_env "SF_CLIENT_SECRET",
-    username = sf.env "SF_USERNAME",
-    password = sf.secret_env "SF_PASSWORD",
-    security_token = sf.secret_env "SF_SECURITY_TOKEN",
-  },
+  auth = sf.auth_from_env(),   -- SF_LOGIN_URL, SF_CLIENT_ID, SF_USERNAME, SF_PASSWORD, ... (see README)
 
   input = { file = sf.env "SF_EXPORT_INPUT" or "data/profiles.ndjson" },
   output = sf.env "SF_OUTPUT" or "out",          -- rejects.ndjson goes here

@@ -22,8 +22,82 @@
 -- changed. After each flushed batch the input offset is checkpointed, so a
 -- rerun resumes after the last confirmed batch.
 --
--- The recipe keys are documented with the schema below and in docs/EXPORT.md
--- style comments in examples/export_leads.lua.
+-- ## Recipe keys (validated before any call; errors name file:line and key)
+--
+--   job = "export", name = "...", auth = {...}    as for import (sf.jobs)
+--   api_version, state_dir, output ("out": rejects.ndjson), max_daily_api_calls,
+--   org_share, shared_budget, memory_mb, keep_updated    as for import
+--   input = { file = "profiles.ndjson",   read first (the backfill), resumable
+--             stdin = true,               then stdin (default when no file)
+--             follow = false,             keep reading stdin (also --follow); with
+--                                         stdin = false, follow the file as it grows
+--             format = "profiles",        or "segment" (identify/group events)
+--             max_line_bytes = 1048576 }  longer lines are skipped and reported
+--   audiences = { "power", ... }     export users in any of these; leaving all
+--                                    of them updates the record (never creates);
+--                                    absent: every user
+--   consent = { "marketing", ... }   objectives: a user needs one of them
+--                                    (users without consent are skipped)
+--   object = "Lead"                  any object, custom ones too
+--   match_field = "Email"            or a list (AND); it must be mapped. An
+--                                    external-ID field -> upsert, else lookups
+--   create = true                    false: update only
+--   multiple_matches = "most_recent" the latest LastModifiedDate (ties: the
+--                                    highest Id), or "update_all"
+--   duplicates = "report"            DUPLICATES_DETECTED: "report" (rejected with
+--                                    the matched ids), "allow_save" (sent with
+--                                    Sforce-Duplicate-Rule-Header: allowSave=true),
+--                                    "update_match" (the matched record is updated)
+--   default_fields = true            Lead/Contact: Email, FirstName, LastName,
+--                                    (Company,) Phone, Title from email, first_name,
+--                                    last_name, (company,) phone, title;
+--                                    Account: Name, Website, Phone from name,
+--                                    domain, phone
+--   field_overrides = { Phone = "mobile" }      which user field feeds a field
+--   required_fields = { LastName = <value> }    the fields Salesforce requires;
+--   extra_fields = { Title = <value> }          any other field
+--       <value>: "user_field" (dots reach into objects: "address.city"),
+--                { value = "static text" }, { id = true } (the profile id),
+--                { audiences = true } (all the user's audiences) or
+--                { audiences = { "a", "b" } } (those of the list), or a Lua
+--                function(user) -> value (sandboxed; user is read-only)
+--   audiences_field = "Lytics_Audiences__c"       exported audiences, ", "-joined,
+--                                    whole names cut to the field length; cleared
+--                                    when the user left them all
+--   affinities_field = "..."         the top three content affinities
+--   scores_field = "..."             "name=value, ..." sorted by name
+--   unknown_company_ok = false       true: a missing Company is created as "Unknown";
+--   unknown_last_name_ok = false     false: such a user is not created (skipped:
+--                                    missing_company / missing_last_name); an
+--                                    existing record is updated without it
+--   triggers = { "email", ... }      at most 75 user fields ("scores" and
+--                                    "affinities" name those maps): a user sent
+--                                    before is sent again only when one of them
+--                                    or its exported audiences changed. Without
+--                                    triggers, any change of the sent values.
+--   accounts = { object = "Account", match_field = "...", ... }   the same
+--                                    target keys for "kind":"account" lines and
+--                                    Segment group events (consent does not apply)
+--   segment = { integration = "Salesforce", require_explicit = true,
+--               lookup_fields = { email = "Email" }, address = "billing"
+--               | "shipping" | "both", custom_traits = true }   (format = "segment")
+--   batch_size = 200                 records per Collections call (1..200)
+--   flush_after_s = 2                following stdin: flush a micro-batch after this
+--   request_timeout_s = 120          per API request
+--   describe_cache_s = 3600          reuse a describe from the state dir this long
+--                                    (0: always ask; a recipe that fails against a
+--                                    cached describe is checked again with a fresh one)
+--
+-- API calls: an upsert recipe costs ceil(users / 200) calls; a lookup recipe
+-- one query per 200 users plus ceil(updates / 200) + ceil(creates / 200) per
+-- round of 1,000 users (10 per 1,000 when all are new or all exist, 11 at
+-- worst); plus one describe per object every describe_cache_s. Users skipped
+-- after a lookup (nothing to update, not creatable) are remembered in the
+-- store like sent ones, so an unchanged input costs no call at all.
+--
+-- Exit codes (sf.jobs): 0 done (also a followed stdin stopped by SIGTERM),
+-- 1 failed, 2 recipe error (including fields Salesforce requires that are not
+-- mapped, before any write), 3 paused by the API budget (rerun to resume).
 local recipe = require "sf.recipe"
 local S = recipe.schema
 local fs = require "sf.fs"
@@ -260,8 +334,12 @@ local function iso_now(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t or 
 -- Describe: fetched once per object and run, cached in the state directory
 -- for describe_cache_s seconds (a run then costs no describe call).
 
+local function describe_cache_path(job, object)
+  return job.state_dir .. "/" .. job.recipe.name .. ".describe." .. object .. ".json"
+end
+
 local function describe(job, object, fresh)
-  local path = job.state_dir .. "/" .. job.recipe.name .. ".describe." .. object .. ".json"
+  local path = describe_cache_path(job, object)
   local ttl = job.recipe.describe_cache_s
   if not fresh and ttl > 0 and fs.exists(path) then
     local text = fs.read(path)
@@ -276,6 +354,7 @@ local function describe(job, object, fresh)
   local d, err, code, resume = job.client:describe(object)
   if not d then
     if code == "BUDGET" then abort("paused", err, resume) end
+    if code == "STOPPED" then abort("stopped", err) end
     if code == "NOT_FOUND" then return nil, "Salesforce has no object " .. object end
     abort("failed", object .. ": describe failed: " .. tostring(err))
   end
@@ -527,11 +606,11 @@ local function list_value(items, fd)
 end
 
 -- The value of one mapping row for a user: value | nil, reject reason.
-local function source_value(job, src, user, exported, fd)
+local function source_value(job, src, user, fd, view)
   local t = type(src)
   if t == "string" then return profiles.get(user.fields, src) end
   if t == "function" then
-    local ok, v = job.call(src, user.view or readonly(user))
+    local ok, v = job.call(src, view)
     if not ok then return nil, "the recipe function failed: " .. tostring(v) end
     return v
   end
@@ -594,11 +673,8 @@ local function build_record(job, target, user, exported)
   end
   local view
   for _, row in ipairs(target.rows) do
-    if type(row.source) == "function" and not view then
-      view = readonly(user)
-      user.view = view
-    end
-    local v, err = source_value(job, row.source, user, exported, row.fd)
+    if type(row.source) == "function" and not view then view = readonly(user) end
+    local v, err = source_value(job, row.source, user, row.fd, view)
     if err then
       rejects[#rejects + 1] = { field = row.field, reason = err, code = "FUNCTION_ERROR" }
     elseif v ~= nil then
@@ -607,7 +683,6 @@ local function build_record(job, target, user, exported)
       values[row.field] = nil
     end
   end
-  user.view = nil
   if target.audiences_field then
     local fd = target.audiences_field_fd
     values[fd.name] = { v = #exported > 0 and list_value(exported, fd) or null, fd = fd }
@@ -712,7 +787,16 @@ end
 local function call(job, req)
   local resp, err, code, resume = job.client:request(req)
   if not resp and code == "BUDGET" then abort("paused", err, resume) end
+  if not resp and code == "STOPPED" then abort("stopped", err) end
   return resp, err, code
+end
+
+-- Waits before trying records again; a SIGTERM/SIGINT ends the run there.
+local function pause(job, seconds)
+  local c = job.client
+  local ok
+  if c.wait then ok = c:wait(seconds) else ok = c.sleep(seconds) end
+  if not ok then abort("stopped", "stopped by SIG" .. tostring(signal.pending())) end
 end
 
 local function soql_literal(v, fd)
@@ -920,10 +1004,17 @@ local function collection_request(job, method, path, target, bodies, retry)
   return call(job, { method = method, path = path, body = text, headers = h, retry = retry })
 end
 
--- Results of a collection call, one per record, or nil, error (whole-request failure).
-local function results_of(resp, n)
+-- Results of a collection call, one per record, or nil, error (whole-request
+-- failure). INVALID_FIELD for the whole request means the org's fields changed
+-- under a cached describe: drop the cache and stop; the rerun redoes the batch.
+local function results_of(job, target, resp, n)
   if resp.status == 200 and type(resp.data) == "table" and #resp.data == n then return resp.data end
   local ecode, emsg = client_mod.error_code(resp)
+  if ecode == "INVALID_FIELD" then
+    fs.remove(describe_cache_path(job, target.object))
+    abort("failed", target.object .. ": Salesforce refused a field (" .. tostring(emsg)
+      .. "); the describe cache was dropped, run the job again to check the recipe against the org")
+  end
   return nil, { errorCode = ecode or ("HTTP_" .. resp.status), message = emsg or (resp.body or ""):sub(1, 300) }
 end
 
@@ -950,7 +1041,7 @@ update_writes = function(job, target, writes, attempt)
     else
       local resp, err, code = collection_request(job, "PATCH", "/composite/sobjects", target, bodies, true)
       if not resp then abort("failed", target.object .. ": update failed: " .. tostring(err) .. " (" .. tostring(code) .. ")") end
-      local results, top = results_of(resp, #chunk)
+      local results, top = results_of(job, target, resp, #chunk)
       local again = {}
       for j, w in ipairs(chunk) do
         local r = results and results[j]
@@ -971,7 +1062,7 @@ update_writes = function(job, target, writes, attempt)
       end
       commit_confirmed(job)
       if #again > 0 then
-        job.client.sleep(job.client:backoff(attempt + 1))
+        pause(job, job.client:backoff(attempt + 1))
         update_writes(job, target, again, attempt + 1)
       end
     end
@@ -1057,7 +1148,7 @@ local function create_writes(job, target, writes, attempt, checks)
         job.log.warn("%s: create of %d records got no answer (%s); looking them up before trying again", target.object,
           #chunk, tostring(err or ("HTTP " .. resp.status)) .. (code and (" " .. code) or ""))
         job.stats.lost_creates = job.stats.lost_creates + 1
-        job.client.sleep(math.max(job.lost_wait_s, job.client:backoff(n)))
+        pause(job, math.max(job.lost_wait_s, job.client:backoff(n)))
         local recs = {}
         for j, w in ipairs(chunk) do recs[j] = w.rec end
         local found = lookup(job, target, recs)
@@ -1073,7 +1164,7 @@ local function create_writes(job, target, writes, attempt, checks)
         commit_confirmed(job)
         if #missing > 0 then create_writes(job, target, missing, attempt, n) end
       else
-        local results, top = results_of(resp, #chunk)
+        local results, top = results_of(job, target, resp, #chunk)
         local again, to_update = {}, {}
         for j, w in ipairs(chunk) do
           local r = results and results[j]
@@ -1095,7 +1186,7 @@ local function create_writes(job, target, writes, attempt, checks)
         commit_confirmed(job)
         if #to_update > 0 then update_writes(job, target, to_update) end
         if #again > 0 then
-          job.client.sleep(job.client:backoff(attempt + 1))
+          pause(job, job.client:backoff(attempt + 1))
           create_writes(job, target, again, attempt + 1)
         end
       end
@@ -1126,7 +1217,7 @@ local function upsert_recs(job, target, recs, attempt)
       local resp, err, code = collection_request(job, "PATCH", "/composite/sobjects/" .. target.object .. "/" .. ext,
         target, bodies, true)
       if not resp then abort("failed", target.object .. ": upsert failed: " .. tostring(err) .. " (" .. tostring(code) .. ")") end
-      local results, top = results_of(resp, #chunk)
+      local results, top = results_of(job, target, resp, #chunk)
       local again, to_update, by_lookup = {}, {}, {}
       for j, w in ipairs(writes) do
         local r = results and results[j]
@@ -1153,7 +1244,7 @@ local function upsert_recs(job, target, recs, attempt)
       if #to_update > 0 then update_writes(job, target, to_update) end
       if #by_lookup > 0 then lookup_path(job, target, by_lookup) end
       if #again > 0 then
-        job.client.sleep(job.client:backoff(attempt + 1))
+        pause(job, job.client:backoff(attempt + 1))
         upsert_recs(job, target, again, attempt + 1)
       end
     end
@@ -1172,6 +1263,7 @@ lookup_path = function(job, target, recs)
       for _, m in ipairs(chosen) do updates[#updates + 1] = { rec = rec, id = m.id } end
     elseif not target.create or rec.update_only then
       skip(job, rec.update_only and rec.user.event == "exit" and "exit_without_record" or "no_match_update_only")
+      job.confirmed[#job.confirmed + 1] = rec   -- nothing to do: settled until it changes
     else
       local ok, reason = complete_for_create(target, rec)
       if ok then
@@ -1179,6 +1271,7 @@ lookup_path = function(job, target, recs)
         creates[#creates + 1] = { rec = rec }
       else
         skip(job, reason)
+        job.confirmed[#job.confirmed + 1] = rec
       end
     end
   end
@@ -1201,8 +1294,10 @@ local function send_target(job, target, recs)
     local up, look = {}, {}
     for _, rec in ipairs(this) do
       rec.pending, rec.failed, rec.wrote_any = 0, nil, nil
-      -- an upsert creates: only records complete enough to be created take it
-      if target.upsert and not rec.update_only and complete_for_create(target, rec) then
+      -- An upsert may create: only records complete enough to be created as
+      -- they are take it. Records that would need "Unknown" are looked up
+      -- first, so an existing record never gets "Unknown" over its value.
+      if target.upsert and not rec.update_only and complete_for_create(target, rec) and not rec.fill then
         up[#up + 1] = rec
       else
         look[#look + 1] = rec
@@ -1397,6 +1492,10 @@ local function open_inputs(job)
   local want_stdin = r.input.stdin
   if want_stdin == nil then want_stdin = (r.input.file == nil) end
   local follow = r.input.follow or job.opts.follow
+  if r.input.file and follow and r.input.stdin == false then
+    -- no stdin: follow the file itself as it grows (tail -f)
+    return { { path = jobs.resolve(job.ctx.dir, r.input.file), file = true, follow = true } }
+  end
   if r.input.file then
     list[#list + 1] = { path = jobs.resolve(job.ctx.dir, r.input.file), file = true }
   end
@@ -1446,7 +1545,7 @@ function M.run_once(job)
       local reader, err = input.open(src.path, opts)
       if not reader then abort("failed", "input " .. src.path .. ": " .. tostring(err)) end
       job.reader = reader
-      local res = read_input(job, reader, src.stdin, src.follow)
+      local res = read_input(job, reader, src.stdin or src.follow, src.follow)
       if res == "done" and src.file and not job.dry then
         -- the whole file is confirmed: the next run reads it from the start
         -- (the trigger store skips users that did not change)

@@ -4,16 +4,18 @@ the records it holds."""
 import json
 import os
 import re
+import subprocess
 
 import engine
-from engine import Workdir, credentials_env, run, popen, PASSWORD_AUTH
+from engine import Workdir, credentials_env, run, PASSWORD_AUTH, SFENGINE
 
 ORG = os.path.join(engine.ROOT, "tests", "fixtures", "export", "org")
 EXAMPLES = os.path.join(engine.ROOT, "examples")
 
 SYSTEM = {"Id", "OwnerId", "CreatedById", "LastModifiedById", "CreatedDate", "LastModifiedDate",
           "SystemModstamp", "IsDeleted", "IsConverted", "IsUnreadByOwner", "HasOptedOutOfEmail", "Status",
-          "IsPartner", "IsEmailBounced", "Name", "Opt_In__c"}
+          "IsPartner", "IsEmailBounced", "Opt_In__c"}
+DERIVED_NAME = {"Lead", "Contact"}   # Name is FirstName + LastName there
 
 
 class Lua:
@@ -93,7 +95,9 @@ class Job:
         return run(self.recipe, e, *args, check=check)
 
     def popen(self, *args):
-        return popen(self.recipe, self.env, *args)
+        """The engine with stdin, stdout and stderr as text pipes."""
+        return subprocess.Popen([SFENGINE, *args, self.recipe], env=self.env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def rejects(self):
         return self.wd.read_ndjson("out", "rejects.ndjson")
@@ -114,12 +118,13 @@ def records(emu, obj="Lead", keep=None):
     for r in emu.records(obj):
         if r.get("IsDeleted"):
             continue
-        d = {k: v for k, v in r.items() if v is not None and k not in SYSTEM}
+        d = {k: v for k, v in r.items() if v is not None and k not in SYSTEM
+             and not (k == "Name" and obj in DERIVED_NAME)}
         if keep:
             d = {k: v for k, v in d.items() if k in keep}
         out.append(d)
-    return sorted(out, key=lambda d: (str(d.get("Email") or d.get("AccountNumber") or d.get("Member_Key__c") or ""),
-                                      str(d.get("LastName") or "")))
+    return sorted(out, key=lambda d: (str(d.get("Email") or d.get("AccountNumber") or d.get("Member_Key__c") or "").lower(),
+                                      str(d.get("LastName") or d.get("Name") or "")))
 
 
 def by_email(emu, obj="Lead"):

@@ -40,7 +40,7 @@ class TypeRules(unittest.TestCase):
             ])
             job.run()
             got = {r["Email"]: (r.get("Score__c"), r.get("Latitude"), r.get("AnnualRevenue")) for r in records(emu)}
-            self.assertEqual(got, {"a@x.example": (12.34, 41.9, 1234), "b@x.example": (-7.89, None, -10),
+            self.assertEqual(got, {"a@x.example": (12.34, 41.9, 1234), "b@x.example": (-7.89, 0, -10),
                                    "c@x.example": (0.29, 12, 7)})
             job.cleanup()
 
@@ -499,6 +499,47 @@ class Records(unittest.TestCase):
             got = sorted((r["Member_Key__c"], r["Level__c"], r["Points__c"]) for r in emu.records("Membership__c"))
             self.assertEqual(got, [("m1", "Platinum", 11), ("m2", "Silver", 3)])
             self.assertEqual(emu.stats()["by_endpoint"].get("query", 0), 0)
+            job.cleanup()
+
+
+
+class DescribeCache(unittest.TestCase):
+    def cache(self, job):
+        return job.wd.path(".sfengine", "t.describe.Lead.json")
+
+    def edit_cache(self, job, fn):
+        path = self.cache(job)
+        doc = json.load(open(path))
+        doc["describe"]["fields"] = fn(doc["describe"]["fields"])
+        json.dump(doc, open(path, "w"))
+
+    def test_cached_describe_missing_a_field_is_fetched_again(self):
+        """a recipe that fails against the cached describe is checked against a fresh one"""
+        with Emulator(["--data", ORG]) as emu:
+            job = Job(emu, recipe(), [P("u1", email="a@x.example", last_name="A", company="C")])
+            job.run()
+            self.edit_cache(job, lambda fs: [f for f in fs if f["name"] != "Score__c"])
+            job.wd.write("recipe.lua", recipe(extra_fields={"Score__c": "score"}))
+            job.input([P("u1", email="a@x.example", last_name="A", company="C", score=5)])
+            job.run()
+            self.assertEqual(by_email(emu)["a@x.example"]["Score__c"], 5)
+            self.assertEqual(emu.stats()["by_endpoint"]["describe"], 2)
+            job.cleanup()
+
+    def test_field_gone_from_the_org(self):
+        """a field in the cache but not in the org: the write fails, the cache goes, the rerun names the field"""
+        with Emulator(["--data", ORG]) as emu:
+            job = Job(emu, recipe(), [P("u1", email="a@x.example", last_name="A", company="C")])
+            job.run()
+            self.edit_cache(job, lambda fs: fs + [dict(fs[-1], name="Ghost__c", type="string", length=10)])
+            job.wd.write("recipe.lua", recipe(extra_fields={"Ghost__c": "ghost"}))
+            job.input([P("u2", email="b@x.example", last_name="B", company="C", ghost="boo")])
+            p = job.run(check=1)
+            self.assertIn("describe cache was dropped", p.stderr)
+            self.assertFalse(os.path.exists(self.cache(job)))
+            p = job.run(check=2)
+            self.assertIn("Lead has no field Ghost__c", p.stderr)
+            self.assertNotIn("b@x.example", by_email(emu))
             job.cleanup()
 
 
