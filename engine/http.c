@@ -2,7 +2,7 @@
  *
  *   http.request{ method = "GET", url = "https://...", headers = {["Content-Type"] = "..."},
  *                 body = "...", timeout_ms = 30000, connect_timeout_ms = 10000,
- *                 max_bytes = 64 << 20 }
+ *                 max_bytes = 64 << 20, once = false }
  *     --> { status = 200, headers = <case-insensitive>, body = "..." }
  *     --> nil, message, CODE   (TIMEOUT CONNECT DNS TLS TOO_LARGE SEND RECV INSECURE
  *                                PROTOCOL URL HTTP)
@@ -14,7 +14,10 @@
  * options are reset before each request. TLS peer and host verification are
  * always on; plain http:// is refused before any network traffic unless the
  * host is loopback. The body is buffered in C up to max_bytes (after gzip
- * decoding); callbacks never touch Lua. Nothing is logged, CURLOPT_VERBOSE is
+ * decoding); callbacks never touch Lua. `once = true` is for a request that
+ * must not reach the server twice (a create): it goes out on a new
+ * connection, because libcurl silently re-sends a request whose reused
+ * connection turns out dead, and the server may already have acted on it. Nothing is logged, CURLOPT_VERBOSE is
  * never set. */
 #include "util.h"
 
@@ -366,6 +369,7 @@ static int l_request(lua_State *L)
     size_t mlen, ulen, blen = 0;
     const char *method, *url, *body = NULL;
     lua_Integer timeout, connect_timeout, max_bytes;
+    int once;
     char *scheme = NULL, *host = NULL; /* owned (curl_free) between parse and check */
     int insecure = 0, plain = 0, bad_scheme = 0, bad_url = 0;
     CURLUcode uc;
@@ -410,6 +414,9 @@ static int l_request(lua_State *L)
     timeout = opt_posint(L, "timeout_ms", DEFAULT_TIMEOUT_MS);
     connect_timeout = opt_posint(L, "connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS);
     max_bytes = opt_posint(L, "max_bytes", DEFAULT_MAX_BYTES);
+    sf_rawgetfield(L, 1, "once");
+    once = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     if (timeout > LONG_MAX || connect_timeout > LONG_MAX)
         return luaL_error(L, "sf.http.request: opts.timeout_ms is too large");
     build_headers(L, c, 5);
@@ -465,6 +472,7 @@ static int l_request(lua_State *L)
     curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->errbuf);
     if (plain) curl_easy_setopt(c->easy, CURLOPT_PROXY, ""); /* loopback never via a proxy */
+    if (once) curl_easy_setopt(c->easy, CURLOPT_FRESH_CONNECT, 1L);
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(c->easy, CURLOPT_NOBODY, 1L);
     } else if (body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0

@@ -26,7 +26,8 @@ options:
   --quiet             only warnings and errors on stderr
   --log-json FILE     also append JSON lines {"ts","level","msg"} to FILE
   --state-dir DIR     job state directory (default: .sfengine/ next to the recipe)
-  --dry-run           check the recipe and the connection, write nothing
+  --dry-run           export: look matches up, write nothing, print what would be sent
+  --follow            export: after the backfill keep reading stdin (real time)
   --estimate          print the API calls a run would need, then stop
   --keep-updated      keep running on the recipe's schedule
   --memory-mb N       cap on the engine's Lua memory (default 4096)
@@ -39,6 +40,7 @@ exit codes: 0 done, 1 job failed, 2 usage or recipe error, 3 paused by the API b
 local FLAGS = {
   ["--help"] = "help", ["-h"] = "help", ["--debug"] = "debug", ["--quiet"] = "quiet",
   ["--dry-run"] = "dry_run", ["--estimate"] = "estimate", ["--keep-updated"] = "keep_updated",
+  ["--follow"] = "follow",
   ["--version"] = "version",
 }
 local VALUED = {

@@ -86,6 +86,10 @@ do
   t.ok(a.client_port == b.client_port and b.client_port == c.client_port,
        "consecutive requests reuse one connection (same client port)",
        ("ports %s %s %s"):format(a.client_port, b.client_port, c.client_port))
+  local d = echo{ method = "POST", body = "create", once = true }
+  t.ok(d.client_port ~= c.client_port,
+       "once = true sends a non-repeatable request on a new connection, never a reused one",
+       ("ports %s %s"):format(c.client_port, d.client_port))
 end
 
 -- gzip -------------------------------------------------------------------------------
