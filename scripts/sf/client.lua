@@ -1,30 +1,48 @@
 -- The Salesforce REST client every job talks through.
 --
 --   local c = client.new{ auth = cfg, reveal = fn, budget = b, api_version = "62.0", log = log }
---   local resp, err, code = c:request{ method = "GET", path = "/query?q=...",
+--   local resp, err, code, resume_at, which = c:request{ method = "GET", path = "/query?q=...",
 --                                      headers = {...}, body = "...", json = tbl,
 --                                      retry = true|false }
 --   resp = { status, headers, body, data (decoded JSON or nil) }
 --
--- Per call: the budget admits it (or the call is refused with code "BUDGET"),
--- the session is attached, 401 INVALID_SESSION_ID triggers one re-login and
--- one repeat, transient failures (timeouts, dropped connections, 500/502/503,
--- UNABLE_TO_LOCK_ROW) are retried with exponential backoff and full jitter
--- when the call is safe to repeat, and 403 REQUEST_LIMIT_EXCEEDED pauses the
--- job. Any other status is returned as data.
+-- Per call:
+--   * the budget reserves it (sf.budget) or refuses it: nil, "paused: ...",
+--     "BUDGET", resume_at, which; nothing is sent;
+--   * the session is attached; it is renewed before its expected expiry
+--     (session_ttl, learnt down from an early 401) and, on 401
+--     INVALID_SESSION_ID, renewed once and the call repeated;
+--   * a call Salesforce did not count (budget.counted: no response, 401, 403,
+--     414, 5xx) is refunded to the budget;
+--   * transient failures (timeouts, dropped connections, 500/502/503/504,
+--     UNABLE_TO_LOCK_ROW) are retried with exponential backoff and full
+--     jitter, at most max_attempts times, when the call is safe to repeat:
+--     GETs by default, writes only with `retry = true` (an external-ID upsert).
+--     With `retry = false` the transport error or the 5xx response comes back
+--     to the caller after one attempt, so it can check what happened before
+--     sending again (a create);
+--   * 403 REQUEST_LIMIT_EXCEEDED pauses the job (code "BUDGET", which = "org");
+--   * a SIGTERM/SIGINT while waiting to retry ends the call with code "STOPPED".
+-- Any other status is returned as data.
 local http = require "sf.http"
 local clock = require "sf.clock"
+local signal = require "sf.signal"
 local cjson = require "cjson.safe"
 local auth = require "sf.auth"
+local budget_mod = require "sf.budget"
 
 local Client = {}
 Client.__index = Client
 
 local M = {}
 M.DEFAULT_API_VERSION = "62.0"
+-- Never shrink the session lifetime below this when learning it from a 401
+-- (a revoked session or a per-call limit is not a short timeout).
+M.MIN_SESSION_TTL = 300
 
 local TRANSIENT_TRANSPORT = { TIMEOUT = true, CONNECT = true, RECV = true, SEND = true, HTTP = true, PROTOCOL = true }
 local TRANSIENT_STATUS = { [500] = true, [502] = true, [503] = true, [504] = true }
+M.TRANSIENT_TRANSPORT, M.TRANSIENT_STATUS = TRANSIENT_TRANSPORT, TRANSIENT_STATUS
 
 function M.new(opts)
   return setmetatable({
@@ -37,28 +55,60 @@ function M.new(opts)
     max_attempts = opts.max_attempts or 6,
     backoff_ms = opts.backoff_ms or 500,
     backoff_cap_ms = opts.backoff_cap_ms or 30000,
-    -- Refresh a little before Salesforce's usual 2-hour session timeout.
+    -- Renew a little before Salesforce's usual 2-hour session timeout.
     session_ttl = opts.session_ttl or 7000,
     session = nil,
     logins = 0,
     retries = 0,
     sleep = opts.sleep or clock.sleep,
     random = opts.random or math.random,
+    login_fn = opts.login_fn or auth.login,
+    http_request = opts.http_request or http.request,
   }, Client)
 end
 
+local function stopped()
+  return nil, "stopped by SIG" .. tostring(signal.pending()) .. " while waiting to retry", "STOPPED"
+end
+
+-- Waits before attempt `attempt + 1`; false when a signal asks the job to stop.
+function Client:wait(seconds)
+  if signal.pending() then return false end
+  return self.sleep(seconds) and not signal.pending()
+end
+
+-- Is a failed token request worth repeating? (sf.auth reports a 5xx as
+-- "... refused: HTTP 503" with code AUTH.)
+local function login_transient(err, code)
+  if TRANSIENT_TRANSPORT[code] then return true end
+  return code == "AUTH" and type(err) == "string" and err:match("refused: HTTP 5%d%d$") ~= nil
+end
+
+-- A new session (token requests are not API calls). Transient failures are
+-- retried like API calls.
 function Client:login()
-  local session, err, code = auth.login(self.auth, self.reveal)
-  if not session then return nil, err, code end
-  self.logins = self.logins + 1
-  if self.log then self.log.add_secret(session.access_token) end
-  self.session = session
-  return session
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    local session, err, code = self.login_fn(self.auth, self.reveal)
+    if session then
+      self.logins = self.logins + 1
+      if self.log then self.log.add_secret(session.access_token) end
+      session.obtained = clock.monotonic()
+      self.session = session
+      return session
+    end
+    if not login_transient(err, code) or attempt >= self.max_attempts then return nil, err, code end
+    self.retries = self.retries + 1
+    local wait = self:backoff(attempt)
+    if self.log then self.log.debug("retrying login after %s (attempt %d, waiting %.2fs)", tostring(code), attempt, wait) end
+    if not self:wait(wait) then return stopped() end
+  end
 end
 
 function Client:ensure_session()
   local s = self.session
-  if s and clock.now() - s.issued_at < self.session_ttl then return s end
+  if s and clock.monotonic() - s.obtained < self.session_ttl then return s end
   return self:login()
 end
 
@@ -75,15 +125,23 @@ local function error_code(resp)
   end
 end
 
--- Full jitter: a random wait in [0, min(cap, base * 2^attempt)].
+-- Full jitter: a random wait in [0, min(cap, base * 2^(attempt-1))] seconds.
 function Client:backoff(attempt)
   local ceiling = math.min(self.backoff_cap_ms, self.backoff_ms * (2 ^ (attempt - 1)))
   return self.random() * ceiling / 1000
 end
 
+-- A session expired earlier than expected: renew that much sooner next time.
+function Client:learn_session_expiry()
+  local s = self.session
+  if not s or not s.obtained then return end
+  local age = clock.monotonic() - s.obtained
+  if age >= M.MIN_SESSION_TTL and age < self.session_ttl then
+    self.session_ttl = math.max(M.MIN_SESSION_TTL, age * 0.9)
+  end
+end
+
 function Client:request(req)
-  local session, err, code = self:ensure_session()
-  if not session then return nil, err, code end
   local body = req.body
   local headers = {}
   for k, v in pairs(req.headers or {}) do headers[k] = v end
@@ -100,16 +158,23 @@ function Client:request(req)
   if repeatable == nil then repeatable = (method == "GET") end
   local reauthed = false
   local attempt = 0
+  -- Bounded: at most max_attempts transient failures plus one re-login.
   while true do
     attempt = attempt + 1
-    local ok, berr, bcode, resume_at, which = self.budget:admit(1)
-    if not ok then return nil, berr, bcode, resume_at, which end
-    headers["Authorization"] = "Bearer " .. self.session.access_token
-    local resp, terr, tcode = http.request {
+    local ticket, berr, bcode, resume_at, which = self.budget:admit(1)
+    if not ticket then return nil, berr, bcode, resume_at, which end
+    local session, lerr, lcode = self:ensure_session()
+    if not session then
+      self.budget:refund(ticket)
+      return nil, lerr, lcode
+    end
+    headers["Authorization"] = "Bearer " .. session.access_token
+    local resp, terr, tcode = self.http_request {
       method = method, url = self:url(req.path), headers = headers, body = body,
       timeout_ms = req.timeout_ms or self.timeout_ms, max_bytes = req.max_bytes,
     }
-    local retry_reason
+    if not budget_mod.counted(resp, terr, tcode) then self.budget:refund(ticket) end
+    local retry_reason, retry_after
     if not resp then
       if not TRANSIENT_TRANSPORT[tcode] then return nil, terr, tcode end
       retry_reason = tcode
@@ -121,17 +186,19 @@ function Client:request(req)
       if resp.status == 401 and not reauthed then
         -- Session expired or revoked: log in again once and repeat this call.
         reauthed = true
-        local s, lerr, lcode = self:login()
-        if not s then return nil, lerr, lcode end
+        self:learn_session_expiry()
+        self.session = nil
+        local s, lerr2, lcode2 = self:login()
+        if not s then return nil, lerr2, lcode2 end
         attempt = attempt - 1
         retry_reason = "reauth"
       elseif resp.status == 403 and ecode == "REQUEST_LIMIT_EXCEEDED" then
         local resume = self.budget:org_exhausted()
-        return nil, "paused: Salesforce's API limit for the org was reached (" .. tostring(emsg)
-          .. "), resumes at " .. os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(resume)), "BUDGET", resume, "org"
+        return nil, self.budget:pause_message("org", resume), "BUDGET", resume, "org"
       elseif TRANSIENT_STATUS[resp.status] or ecode == "UNABLE_TO_LOCK_ROW" then
         if not repeatable then return resp end
         retry_reason = "HTTP " .. resp.status .. (ecode and (" " .. ecode) or "")
+        retry_after = tonumber(resp.headers["retry-after"])
       else
         return resp
       end
@@ -143,15 +210,16 @@ function Client:request(req)
       end
       self.retries = self.retries + 1
       local wait = self:backoff(attempt)
+      if retry_after and retry_after > wait then wait = math.min(retry_after, self.backoff_cap_ms / 1000) end
       if self.log then
         self.log.debug("retrying %s %s after %s (attempt %d, waiting %.2fs)", method, req.path:sub(1, 80), retry_reason, attempt, wait)
       end
-      if not self.sleep(wait) then return nil, "interrupted while waiting to retry", "INTERRUPTED" end
+      if not self:wait(wait) then return stopped() end
     end
   end
 end
 
--- Decoded JSON of a successful GET, or nil, message, code.
+-- Decoded JSON of a successful GET, or nil, message, code (, resume_at, which).
 function Client:get_json(path)
   local resp, err, code, resume, which = self:request { method = "GET", path = path }
   if not resp then return nil, err, code, resume, which end
@@ -168,9 +236,9 @@ function Client:describe(object)
   self.describes = self.describes or {}
   local d = self.describes[object]
   if d then return d end
-  local err, code
-  d, err, code = self:get_json("/sobjects/" .. object .. "/describe")
-  if not d then return nil, err, code end
+  local err, code, resume, which
+  d, err, code, resume, which = self:get_json("/sobjects/" .. object .. "/describe")
+  if not d then return nil, err, code, resume, which end
   self.describes[object] = d
   return d
 end

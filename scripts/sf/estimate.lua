@@ -1,51 +1,102 @@
 -- sfengine --estimate job.lua: what an import will cost before it runs.
 --
--- One SELECT COUNT() per object (each one API call), then the engine's real
--- cost model: one describe plus one call per page of batch_size records per
--- object. The product documents' rule of thumb (records / daily calls)
--- assumes about one call per record; paging makes it ~batch_size times less.
-local client_mod = require "sf.client"
+-- One SELECT COUNT() per object (one API call each, with the same filter the
+-- run will use: since, and the saved (timestamp, Id) cursor), then the
+-- engine's real cost model for a clean run:
+--   per object  1 describe (0 while the import's describe cache in the state
+--               directory is fresh) + max(1, ceil(records / batch_size)) query pages
+-- (the run queries with queryAll when deletions are imported, so the count
+-- does too). Retries of failed calls are not counted by Salesforce and 401s
+-- are not either, so a run without other traffic costs exactly this.
+-- Then the days it takes under the budgets: the job's max_daily_api_calls (or,
+-- without one, the org's share from Sforce-Limit-Info), taking the calls
+-- already spent in the current 24-hour window into account. The product
+-- documents' rule of thumb (records / daily calls) assumes one call per
+-- record; paging makes a run about batch_size times cheaper.
 local import = require "sf.import"
+local fs = require "sf.fs"
+local clock = require "sf.clock"
+local cjson = require "cjson.safe"
 
 local M = {}
+
+-- Calls a clean run makes for n records in pages of batch (plus its describe).
+function M.calls_for(n, batch, describe)
+  return (describe == false and 0 or 1) + math.max(1, math.ceil(n / batch))
+end
+
+-- Will the run find this object's describe in its cache (sf.import keeps one
+-- per object for a day), or call for it?
+local DESCRIBE_TTL = 24 * 3600
+local function needs_describe(job, object)
+  local path = string.format("%s/%s.describe.%s.json", job.state_dir, job.recipe.name, object)
+  local cached = cjson.decode(fs.read(path) or "null")
+  return not (type(cached) == "table" and type(cached.fetched_at) == "number"
+    and clock.now() - cached.fetched_at < DESCRIBE_TTL and type(cached.describe) == "table")
+end
+
+-- Days to spend `calls` with `per_day` calls per rolling 24 h when `used`
+-- are spent already in the current window (they free up within a day).
+function M.days_for(calls, per_day, used)
+  if per_day <= 0 then return math.huge end
+  local first = math.max(0, per_day - (used or 0))
+  if calls <= first then return 1 end
+  return 1 + math.ceil((calls - first) / per_day)
+end
+
+local function count_query(item, cursor)
+  local q = import.build_query({ "COUNT()" }, item.object, item.timestamp_field, item.since, cursor)
+  return (q:gsub(" ORDER BY .*$", ""))
+end
+M.count_query = count_query
 
 function M.run(job)
   local r = job.recipe
   local rows, total_records, total_calls = {}, 0, 0
   for _, item in ipairs(job.plan) do
-    local where = ""
-    if item.since then where = " WHERE " .. item.timestamp_field .. " >= " .. import.soql_datetime(item.since) end
-    local cursor = job.state:cursor(item.object)
-    if cursor then
-      where = (where == "" and " WHERE " or where .. " AND ") .. string.format("%s > %s",
-        item.timestamp_field, import.soql_datetime(cursor.ts))
-    end
-    local data, err, code = job.client:get_json(job.client:query_path("SELECT COUNT() FROM " .. item.object .. where, r.deletions))
+    local soql = count_query(item, job.state:cursor(item.object))
+    local data, err, code = job.client:get_json(job.client:query_path(soql, r.deletions))
     if not data then
+      job.state:set("budget", job.budget:dump())
+      job.state:checkpoint()
+      if code == "BUDGET" then job.log.warn("%s", err); return 3 end
+      if code == "STOPPED" then job.log.warn("%s", err); return 4 end
       job.log.error("%s: count failed: %s", item.object, err)
-      return code == "BUDGET" and 3 or 1
+      return 1
     end
-    local n = tonumber(data.totalSize) or 0
-    local calls = 1 + math.max(1, math.ceil(n / r.batch_size))
+    local n = math.tointeger(tonumber(data.totalSize)) or 0
+    local calls = M.calls_for(n, r.batch_size, needs_describe(job, item.object))
     rows[#rows + 1] = { object = item.object, records = n, calls = calls }
     total_records, total_calls = total_records + n, total_calls + calls
   end
-  local per_day = r.max_daily_api_calls
   local lines = {}
-  lines[#lines + 1] = string.format("estimate for %s (pages of %d records%s):", r.name, r.batch_size,
-    job.state:get("runs") and ", from the saved cursors" or "")
+  lines[#lines + 1] = string.format("estimate for %s (pages of %d records%s%s):", r.name, r.batch_size,
+    r.deletions and ", deleted records included" or "",
+    (job.state:get("runs") or 0) > 0 and ", from the saved cursors" or "")
   for _, row in ipairs(rows) do
-    lines[#lines + 1] = string.format("  %-16s %10d records %8d API calls", row.object, row.records, row.calls)
+    lines[#lines + 1] = string.format("  %-24s %10d records %8d API calls", row.object, row.records, row.calls)
   end
-  lines[#lines + 1] = string.format("  %-16s %10d records %8d API calls", "total", total_records, total_calls)
-  if per_day then
-    local days = math.ceil(total_calls / per_day)
-    lines[#lines + 1] = string.format("  with max_daily_api_calls = %d: %d day%s (one call per record would take %d)",
-      per_day, days, days == 1 and "" or "s", math.ceil(total_records / per_day))
+  lines[#lines + 1] = string.format("  %-24s %10d records %8d API calls", "total", total_records, total_calls)
+  local b = job.budget
+  if r.max_daily_api_calls then
+    local per_day = r.max_daily_api_calls
+    local used = b:used()
+    local days = M.days_for(total_calls, per_day, used)
+    lines[#lines + 1] = string.format("  job budget: %d API calls per 24 h, %d used in the current window: %d day%s",
+      per_day, used, days, days == 1 and "" or "s")
+    lines[#lines + 1] = string.format("  (one call per record, the product documents' rule of thumb, would take %d day%s)",
+      math.ceil(total_records / per_day), math.ceil(total_records / per_day) == 1 and "" or "s")
   end
-  lines[#lines + 1] = string.format("  this estimate used %d API calls", job.budget.run_calls)
+  if b.org_max then
+    local share = math.floor(r.org_share * b.org_max)
+    local days = M.days_for(total_calls, share, b.org_used)
+    lines[#lines + 1] = string.format("  org: %d of %d API calls used (Sforce-Limit-Info); the job's share of %d%% is %d per 24 h: %d day%s",
+      b.org_used or 0, b.org_max, math.floor(r.org_share * 100 + 0.5), share, days, days == 1 and "" or "s")
+  end
+  lines[#lines + 1] = string.format("  this estimate used %d API calls", b.run_calls)
   io.stdout:write(table.concat(lines, "\n"), "\n")
-  job.state:set("budget", job.budget:dump())
+  io.stdout:flush()
+  job.state:set("budget", b:dump())
   job.state:checkpoint()
   return 0
 end

@@ -245,6 +245,7 @@ local function run_object(job, item)
   local describe, derr, dcode, resume = describe_object(job, item.object)
   if not describe then
     if dcode == "BUDGET" then return "paused", derr, resume end
+    if dcode == "STOPPED" then return "stopped", derr end
     if dcode == "NOT_FOUND" and not item.standard then
       error(recipe.error_at(job.ctx, item.path .. ".object", "this org has no object " .. item.object), 0)
     end
@@ -265,13 +266,25 @@ local function run_object(job, item)
   local path = job.client:query_path(soql, job.recipe.deletions)
   local headers = { ["Sforce-Query-Options"] = "batchSize=" .. job.recipe.batch_size }
   local status, message, resume_at = "done", nil, nil
+  local restarts = 0 -- consecutive query restarts without a page in between
   while path do
     if signal.pending() then status, message = "stopped", "stopped by SIG" .. signal.pending(); break end
     local resp, err, code, resume2 = job.client:request { method = "GET", path = path, headers = headers }
     if not resp then
       if code == "BUDGET" then status, message, resume_at = "paused", err, resume2; break end
+      if code == "STOPPED" then status, message = "stopped", err; break end
       error(item.object .. ": query failed: " .. tostring(err) .. " (" .. tostring(code) .. ")", 0)
     end
+    if resp.status == 400 and client_mod.error_code(resp) == "INVALID_QUERY_LOCATOR" and restarts < 3 then
+      -- The query cursor expired or was evicted: ask again from the
+      -- checkpointed (timestamp, Id) cursor; nothing is lost or read twice.
+      restarts = restarts + 1
+      job.log.info("%s: query cursor expired; restarting the query from the checkpoint", item.object)
+      soql = M.build_query(compiled.select, item.object, item.timestamp_field, item.since, job.state:cursor(item.object))
+      path = job.client:query_path(soql, job.recipe.deletions)
+      goto continue
+    end
+    restarts = 0
     if resp.status ~= 200 then
       local ecode, emsg = client_mod.error_code(resp)
       error(string.format("%s: query failed: HTTP %d %s: %s", item.object, resp.status, tostring(ecode), tostring(emsg or resp.body:sub(1, 300))), 0)
@@ -294,6 +307,7 @@ local function run_object(job, item)
       st.records + ps.records, st.deleted + ps.deleted, st.rejected + ps.rejected, st.pages + 1
     progress(job, item, st)
     path = (not p.done) and p.next_url or nil
+    ::continue::
   end
   out:close()
   return status, message, resume_at

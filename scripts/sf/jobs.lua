@@ -1,6 +1,19 @@
 -- What import and export jobs share: the recipe parts common to both (auth,
 -- custom mappings, schedule), setting up client, budget and state, the
 -- one-shot / keep-updated loop and the run summary.
+--
+-- Exit codes (M.EXIT): 0 done; 1 failed; 2 usage or recipe error; 3 paused by
+-- an API budget (one-shot: the state is checkpointed, run again after the
+-- time the "paused: ..., resumes at ..." line gives; an earlier start exits 3
+-- again without a call); 4 stopped by SIGTERM/SIGINT in a one-shot run (state
+-- checkpointed, the next start resumes). With --keep-updated a budget pause
+-- sleeps until the window frees and SIGTERM/SIGINT end the process with 0.
+--
+-- Developer settings (tests only, not in --help):
+--   SFENGINE_MAX_RUNS=N       --keep-updated returns after N runs (exit code of the last)
+--   SFENGINE_CLOCK_OFFSET=S   the job's clock (budget windows, pauses, schedule) runs
+--                             S seconds ahead of the system clock, to follow an
+--                             emulator whose clock was advanced
 local recipe = require "sf.recipe"
 local S = recipe.schema
 local fs = require "sf.fs"
@@ -77,6 +90,10 @@ M.schedule_schema = S.record {
   weekday = S.string { enum = { "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday" } },
 }
 
+-- The job's clock: the system clock, plus SFENGINE_CLOCK_OFFSET in tests.
+local offset = tonumber(os.getenv("SFENGINE_CLOCK_OFFSET") or "") or 0
+function M.now() return clock.now() + offset end
+
 local function resolve(dir, path)
   if path:sub(1, 1) == "/" then return path end
   return dir .. "/" .. path
@@ -88,9 +105,22 @@ function M.setup(r, ctx, schema)
   local rec = recipe.validate(r, schema, ctx)
   local opts = ctx.opts or {}
   local job = { recipe = rec, ctx = ctx, opts = opts, log = ctx.log }
-  if rec.keep_updated and rec.keep_updated.time_zone then
-    local ok, err = schedule.check_zone(rec.keep_updated.time_zone)
+  local ku = rec.keep_updated
+  if ku and ku.time_zone then
+    local ok, err = schedule.check_zone(ku.time_zone)
     if not ok then error(recipe.error_at(ctx, "keep_updated.time_zone", err), 0) end
+  end
+  if ku and ku.time_of_day then
+    local hh, mm = ku.time_of_day:match("^(%d%d):(%d%d)$")
+    if tonumber(hh) > 23 or tonumber(mm) > 59 then
+      error(recipe.error_at(ctx, "keep_updated.time_of_day", "must be a time HH:MM from 00:00 to 23:59 (got " .. ku.time_of_day .. ")"), 0)
+    end
+  end
+  if ku and ku.weekday and ku.every ~= "7d" then
+    error(recipe.error_at(ctx, "keep_updated.weekday", 'only applies to weekly runs (every = "7d")'), 0)
+  end
+  if offset ~= 0 then
+    job.log.warn("SFENGINE_CLOCK_OFFSET is set: the job's clock runs %g s ahead of the system clock (for tests only)", offset)
   end
   job.reveal = sandbox.reveal
   job.call = function(fn, ...) return sandbox.call_callback(fn, ...) end
@@ -117,8 +147,11 @@ function M.setup(r, ctx, schema)
     max_daily = rec.max_daily_api_calls,
     org_share = rec.org_share,
     saved = state:get("budget"),
+    file = job.state_dir .. "/" .. rec.name .. ".budget",
     shared_file = rec.shared_budget and resolve(ctx.dir, rec.shared_budget),
-    org_blocked_until = state:get("org_blocked_until"),
+    org_pause = state:get("org_pause"),
+    now = M.now,
+    warn = function(msg) job.log.warn("%s", msg) end,
   }
   if job.budget.warning then job.log.warn("%s", job.budget.warning) end
   job.client = client_mod.new {
@@ -147,47 +180,86 @@ function M.print_summary(job, s)
   io.stdout:flush()
 end
 
+-- Saves what the next start needs of the budget: the org pause and the
+-- private counter's copy (the budget file is the reference).
+local function save_budget(job)
+  job.state:set("org_pause", job.budget:pause_state())
+  job.state:set("budget", job.budget:dump())
+  job.state:checkpoint()
+end
+
+-- Sleeps until the job clock reaches t; false when SIGTERM/SIGINT came first.
+-- Bounded: one sleep of at most 60 s per iteration until t.
+function M.wait_until(t)
+  while M.now() < t do
+    if signal.pending() then return false end
+    if not clock.sleep(math.min(60, math.max(0.01, t - M.now()))) then return false end
+  end
+  return not signal.pending()
+end
+
+local function max_runs(job)
+  if job.opts.max_runs then return job.opts.max_runs end
+  local n = math.tointeger(tonumber(os.getenv("SFENGINE_MAX_RUNS") or ""))
+  if n and n > 0 then return n end
+end
+
 -- Runs the job once (exit code from its status) or, with --keep-updated, on
 -- its schedule until SIGTERM/SIGINT. A budget pause ends a one-shot run with
--- exit code 3; in keep-updated mode it sleeps until the budget frees.
+-- exit code 3; in keep-updated mode it sleeps until the budget frees. A run
+-- that fails in keep-updated mode is logged and tried again at the next
+-- scheduled time, except the process's first run (a configuration error
+-- should not loop).
 function M.loop(job, run_once)
   local keep = job.opts.keep_updated
   if not keep then
     local status, message = run_once(job)
+    save_budget(job)
     if status ~= "done" and message then job.log.warn("%s", message) end
     return M.EXIT[status] or 1
   end
   local cfg = job.recipe.keep_updated or { every = "24h", time_zone = "UTC" }
+  local limit = max_runs(job)
   local next_run = job.state:get("next_run")
+  local runs = 0
   while true do
-    if next_run and next_run > clock.now() then
+    if next_run and next_run > M.now() then
       job.log.info("next run at %s", iso(next_run))
-      while clock.now() < next_run do
-        if not clock.sleep(math.min(60, next_run - clock.now())) then break end
-      end
-      if signal.pending() then
-        job.log.info("stopped by SIG%s while waiting; the next start resumes", signal.pending())
+      if not M.wait_until(next_run) then
+        job.log.info("stopped by SIG%s while waiting; the next start resumes", tostring(signal.pending()))
         return 0
       end
     end
-    local status, message, resume_at = run_once(job)
+    if signal.pending() then
+      job.log.info("stopped by SIG%s; the next start resumes", tostring(signal.pending()))
+      return 0
+    end
+    -- Per-run counters (each run's history line counts its own calls), and no
+    -- describe kept in memory from the previous run.
+    job.budget.run_calls, job.client.logins, job.client.retries = 0, 0, 0
+    job.client.describes = nil
+    runs = runs + 1
+    local ok, status, message, resume_at = pcall(run_once, job)
+    if not ok then
+      if runs == 1 or type(status) ~= "string" then error(status, 0) end
+      job.log.error("run failed: %s", status)
+      status, message = "failed", status
+    end
     if status == "stopped" then
+      save_budget(job)
       job.log.info("%s; state checkpointed, the next start resumes", message or "stopped")
       return 0
     end
+    local now = M.now()
     if status == "paused" then
       job.log.warn("%s", message)
-      next_run = resume_at
+      next_run = math.max(tonumber(resume_at) or (now + 3600), now + 1)
     else
-      next_run = schedule.next_run(cfg, clock.now())
+      next_run = schedule.next_run(cfg, now)
     end
     job.state:set("next_run", next_run)
-    job.state:set("org_blocked_until", job.budget.org_blocked_until)
-    job.state:checkpoint()
-    if job.opts.max_runs then
-      job.opts.max_runs = job.opts.max_runs - 1
-      if job.opts.max_runs <= 0 then return M.EXIT[status] or 0 end
-    end
+    save_budget(job)
+    if limit and runs >= limit then return M.EXIT[status] or 1 end
   end
 end
 
