@@ -172,6 +172,9 @@ function Client:request(req)
     local resp, terr, tcode = self.http_request {
       method = method, url = self:url(req.path), headers = headers, body = body,
       timeout_ms = req.timeout_ms or self.timeout_ms, max_bytes = req.max_bytes,
+      -- A write that is not safe to repeat goes out on a fresh connection, so
+      -- libcurl never silently re-sends it on a reused one that died.
+      once = not repeatable,
     }
     if not budget_mod.counted(resp, terr, tcode) then self.budget:refund(ticket) end
     local retry_reason, retry_after
