@@ -82,7 +82,8 @@ function auth.assertion(cfg, reveal, url)
 end
 
 -- Performs one token request. Operational failures: nil, message, code where
--- code is "AUTH" for a refusal by Salesforce or the transport's code.
+-- code is "AUTH" for a refusal by Salesforce, "AUTH_UNAVAILABLE" for a 5xx
+-- from the token endpoint, or the transport's code.
 function auth.login(cfg, reveal, opts)
   opts = opts or {}
   local url = auth.login_url(cfg)
@@ -105,7 +106,8 @@ function auth.login(cfg, reveal, opts)
     if type(body) == "table" and body.error then
       what = tostring(body.error) .. (body.error_description and (": " .. tostring(body.error_description)) or "")
     end
-    return nil, "login to " .. url .. " refused: " .. what, "AUTH"
+    -- A 5xx is the login service failing, not a refusal: worth retrying.
+    return nil, "login to " .. url .. " refused: " .. what, resp.status >= 500 and "AUTH_UNAVAILABLE" or "AUTH"
   end
   if type(body.instance_url) ~= "string" or not body.instance_url:match("^https?://") then
     return nil, "login to " .. url .. ": response has no instance_url", "AUTH"

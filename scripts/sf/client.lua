@@ -77,11 +77,10 @@ function Client:wait(seconds)
   return self.sleep(seconds) and not signal.pending()
 end
 
--- Is a failed token request worth repeating? (sf.auth reports a 5xx as
--- "... refused: HTTP 503" with code AUTH.)
-local function login_transient(err, code)
-  if TRANSIENT_TRANSPORT[code] then return true end
-  return code == "AUTH" and type(err) == "string" and err:match("refused: HTTP 5%d%d$") ~= nil
+-- Is a failed token request worth repeating? (sf.auth reports a 5xx from
+-- the token endpoint as AUTH_UNAVAILABLE.)
+local function login_transient(_, code)
+  return TRANSIENT_TRANSPORT[code] or code == "AUTH_UNAVAILABLE"
 end
 
 -- A new session (token requests are not API calls). Transient failures are

@@ -165,7 +165,7 @@ end
 -- Logins: transient failures are retried; a refusal is not.
 do
   local c, b, rec = make({ OK }, { logins = {
-    function() return nil, "login to x refused: HTTP 503", "AUTH" end,
+    function() return nil, "login to x refused: HTTP 503", "AUTH_UNAVAILABLE" end,
     function() return nil, "login to x failed: Empty reply from server", "RECV" end,
   } })
   local resp = c:request { path = "/a" }
