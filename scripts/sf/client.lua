@@ -4,7 +4,7 @@
 --   local resp, err, code, resume_at, which = c:request{ method = "GET", path = "/query?q=...",
 --                                      headers = {...}, body = "...", json = tbl,
 --                                      retry = true|false }
---   resp = { status, headers, body, data (decoded JSON or nil) }
+--   resp = { status, headers, body, data (decoded JSON or nil, decoded on first use) }
 --
 -- Per call:
 --   * the budget reserves it (sf.budget) or refuses it: nil, "paused: ...",
@@ -117,6 +117,21 @@ function Client:url(path)
   return self.session.instance_url .. "/services/data/v" .. self.api_version .. path
 end
 
+-- resp.data: the body decoded as JSON on first use. Query pages are read by
+-- sf.page/sf.mapper from resp.body: decoding them here as well cost more CPU
+-- than the whole import path (bench/README.md).
+local lazy_data = {
+  __index = function(resp, k)
+    if k ~= "data" or rawget(resp, "_decoded") then return nil end
+    rawset(resp, "_decoded", true)
+    local ctype = resp.headers and resp.headers["content-type"] or ""
+    if not (ctype:find("json", 1, true) and resp.body ~= "") then return nil end
+    local d = cjson.decode(resp.body)
+    rawset(resp, "data", d)
+    return d
+  end,
+}
+
 local function error_code(resp)
   local data = resp.data
   if type(data) == "table" and type(data[1]) == "table" then
@@ -182,9 +197,9 @@ function Client:request(req)
       retry_reason = tcode
     else
       self.budget:observe(resp.headers)
-      local ctype = resp.headers["content-type"] or ""
-      if ctype:find("json", 1, true) and resp.body ~= "" then resp.data = cjson.decode(resp.body) end
-      local ecode, emsg = error_code(resp)
+      if getmetatable(resp) == nil then setmetatable(resp, lazy_data) end
+      local ecode, emsg
+      if resp.status >= 300 then ecode, emsg = error_code(resp) end
       if resp.status == 401 and not reauthed then
         -- Session expired or revoked: log in again once and repeat this call.
         reauthed = true

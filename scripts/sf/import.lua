@@ -307,6 +307,7 @@ local function run_object(job, item)
       st.records + ps.records, st.deleted + ps.deleted, st.rejected + ps.rejected, st.pages + 1
     progress(job, item, st)
     path = (not p.done) and p.next_url or nil
+    p:close()   -- free the page's tokens now, not at some later GC cycle
     ::continue::
   end
   out:close()
