@@ -21,6 +21,7 @@ local client_mod = require "sf.client"
 local budget_mod = require "sf.budget"
 local state_mod = require "sf.state"
 local jobs = require "sf.jobs"
+local bulk = require "sf.bulk"
 
 local M = {}
 local check_requested
@@ -40,6 +41,7 @@ local object_schema = S.record {
   timestamp_field = S.string { default = "LastModifiedDate", pattern = "^[%a][%w_]*$" },
   additional_fields = S.list(S.string { pattern = "^[%a][%w_%.]*$" }),
   mapping = jobs.mapping_schema,
+  mode = S.string { enum = { "rest", "bulk", "auto" }, doc = "rest: REST query pages; bulk: a Bulk API 2.0 query job; auto: Bulk when more than bulk_threshold records are due (default: the recipe's mode)" },
 }
 
 local custom_object_schema = S.record {
@@ -49,6 +51,7 @@ local custom_object_schema = S.record {
   timestamp_field = S.string { default = "LastModifiedDate", pattern = "^[%a][%w_]*$" },
   since = S.string { pattern = since_pattern },
   mapping = jobs.mapping_schema,
+  mode = S.string { enum = { "rest", "bulk", "auto" } },
 }
 
 M.schema = S.record {
@@ -62,6 +65,10 @@ M.schema = S.record {
   org_share = S.number { min = 0.01, max = 1, default = 0.8 },
   shared_budget = S.string {},
   batch_size = S.integer { min = 200, max = 2000, default = 2000 },
+  mode = S.string { enum = { "rest", "bulk", "auto" }, default = "auto", doc = "default mode of every object" },
+  bulk_threshold = S.integer { min = 1, default = 50000, doc = "auto mode: switch to Bulk when more records than this are due after the first REST page" },
+  bulk_max_records = S.integer { min = 1000, default = 50000, doc = "records per Bulk results page (one API call each)" },
+  bulk_max_wait = S.integer { min = 60, default = 21600, doc = "seconds to wait for a Bulk query job to complete" },
   deletions = S.boolean { default = true },
   objects = S.map(S.string { enum = { "Lead", "Contact", "Account", "Opportunity" } },
                   S.one_of { S.boolean {}, object_schema }),
@@ -123,6 +130,7 @@ local function plan(r)
         object = std.object, stream = std.stream, since = o.since,
         timestamp_field = o.timestamp_field or "LastModifiedDate",
         additional = o.additional_fields or {}, custom = o.mapping, standard = true,
+        mode = o.mode or r.mode,
         path = "objects." .. std.object,
       }
     end
@@ -130,7 +138,7 @@ local function plan(r)
   for i, c in ipairs(r.custom_objects or {}) do
     list[#list + 1] = {
       object = c.object, stream = c.stream, since = c.since, timestamp_field = c.timestamp_field,
-      fields = c.fields, custom = c.mapping, standard = false,
+      fields = c.fields, custom = c.mapping, standard = false, mode = c.mode or r.mode,
       path = "custom_objects[" .. i .. "]",
     }
   end
@@ -240,6 +248,34 @@ function check_requested(job, item, describe, compiled)
   end
 end
 
+-- One object through a Bulk API 2.0 query job (sf.bulk) from the saved
+-- cursor, checkpointing as the REST loop does. Returns status, message,
+-- resume_at; nil when Salesforce failed the job in auto mode (nothing was
+-- written: the caller goes on with REST from the cursor).
+local function run_bulk(job, item, compiled, describe, mp, out, st)
+  local soql = M.build_query(compiled.select, item.object, item.timestamp_field, item.since, job.state:cursor(item.object))
+  local status, message, resume_at = bulk.run_object(job, item, {
+    select = compiled.select, soql = soql, columns = bulk.columns(compiled.select, describe),
+    mp = mp, out = out, st = st, all = job.recipe.deletions,
+    max_records = job.recipe.bulk_max_records, max_wait = job.recipe.bulk_max_wait,
+    progress = function() progress(job, item, st) end,
+    checkpoint = function(ps)
+      if ps.last_id then job.state:set_cursor(item.object, { ts = ps.last_ts, id = ps.last_id }) end
+      job.state:set_output_size(item.stream .. ".ndjson", out:size())
+      job.state:set_output_size("rejects.ndjson", job.rejects:size())
+      job.state:set("budget", job.budget:dump())
+      job.state:checkpoint()
+    end,
+  })
+  if status == "failed" then
+    if item.mode == "bulk" then out:close(); error(message, 0) end
+    job.log.warn("%s; going on with REST", message)
+    return nil
+  end
+  out:close()
+  return status, message, resume_at
+end
+
 -- Imports one object. Returns "done", or "paused"/"stopped" with a message.
 local function run_object(job, item)
   local describe, derr, dcode, resume = describe_object(job, item.object)
@@ -262,6 +298,20 @@ local function run_object(job, item)
   job.stats[item.stream] = st
   st.started = clock.monotonic()
   local cursor = job.state:cursor(item.object)
+  -- Bulk: always in mode "bulk", and to resume a saved Bulk job; "auto"
+  -- switches after the first REST page when its totalSize says enough is due.
+  local bulk_ok, why = bulk.eligible(compiled.select, describe)
+  if item.mode == "bulk" and not bulk_ok then
+    job.log.warn("%s: Bulk API 2.0 cannot run this query (%s); using REST", item.object, why)
+  end
+  local auto = item.mode == "auto" and bulk_ok and not bulk.recently_failed(job, item.object)
+  if bulk_ok and item.mode ~= "rest" and (item.mode == "bulk" or bulk.pending(job, item.object)) then
+    local s, m, r = run_bulk(job, item, compiled, describe, mp, out, st)
+    if s then return s, m, r end
+    auto = false
+    cursor = job.state:cursor(item.object)
+  end
+  bulk.forget(job, item.object)   -- REST moves the cursor: a saved Bulk locator no longer applies
   local soql = M.build_query(compiled.select, item.object, item.timestamp_field, item.since, cursor)
   local path = job.client:query_path(soql, job.recipe.deletions)
   local headers = { ["Sforce-Query-Options"] = "batchSize=" .. job.recipe.batch_size }
@@ -307,6 +357,14 @@ local function run_object(job, item)
       st.records + ps.records, st.deleted + ps.deleted, st.rejected + ps.rejected, st.pages + 1
     progress(job, item, st)
     path = (not p.done) and p.next_url or nil
+    if auto and path and (p.total_size or 0) - #p > job.recipe.bulk_threshold then
+      job.log.info("%s: %d more records are due: switching to a Bulk API 2.0 query job", item.object, p.total_size - #p)
+      local s, m, r = run_bulk(job, item, compiled, describe, mp, out, st)
+      if s then return s, m, r end
+      soql = M.build_query(compiled.select, item.object, item.timestamp_field, item.since, job.state:cursor(item.object))
+      path = job.client:query_path(soql, job.recipe.deletions)
+    end
+    auto = false
     p:close()   -- free the page's tokens now, not at some later GC cycle
     ::continue::
   end

@@ -1,0 +1,388 @@
+-- Bulk API 2.0 query mode of the import job: one query job per object
+-- instead of one REST call per 2,000 records.
+--
+--   local bulk = require "sf.bulk"
+--   local status, message, resume_at = bulk.run_object(job, item, ctx)
+--
+-- job: the import job (client, state, log, rejects, recipe); item: the planned
+-- object ({object, stream, ...}); ctx:
+--   select       the compiled SOQL select items (no "(SELECT" subquery item)
+--   soql         the query from the saved cursor, ordered by (timestamp, Id)
+--   columns      { [field path] = describe type } (bulk.columns builds it)
+--   mp           the compiled sf.mapper
+--   out          the stream's output file (sf.fs append file)
+--   st           stats { records, deleted, rejected, pages } (updated here)
+--   checkpoint   function(ps): saves the cursor {ts, id} from map_page's stats
+--                and the output sizes, then job.state:checkpoint()
+--   all          queryAll (deleted rows too); default job.recipe.deletions ~= false
+--   max_records  results page size (default 50,000)
+--   max_wait     seconds to wait for the job to complete (default 6 h)
+--   progress     optional function() called after each page
+--   rejects      the rejects file (default job.rejects)
+--
+-- Flow: POST /jobs/query -> poll GET /jobs/query/<id> (1 s, doubling, at most
+-- 30 s apart) until JobComplete -> GET .../results?maxRecords=N[&locator=L]
+-- (text/csv) until Sforce-Locator is "null". Each page goes through sf.csv
+-- (CSV -> a REST-shaped JSON page), sf.page and the mapper exactly like a REST
+-- page, is appended and fsynced, then one atomic checkpoint saves the cursor,
+-- the output sizes and { job, locator } of the Bulk job. A killed or paused
+-- run resumes the same job at the next locator while Salesforce keeps its
+-- results (7 days); a job that is gone, or no longer matches the select list,
+-- operation or cursor, is replaced by a new one from the saved cursor.
+-- Every call goes through job.client:request, so the budget admits each one.
+-- Failed/Aborted jobs return "failed" with Salesforce's errorMessage (and are
+-- remembered, so "auto" mode can stay with REST for a while).
+local csv = require "sf.csv"
+local page = require "sf.page"
+local clock = require "sf.clock"
+local signal = require "sf.signal"
+local http = require "sf.http"
+local client_mod = require "sf.client"
+
+local M = {}
+
+M.DEFAULT_MAX_RECORDS = 50000
+M.DEFAULT_MAX_WAIT = 6 * 3600
+M.DEFAULT_THRESHOLD = 50000
+M.POLL_START = 1
+M.POLL_CAP = 30
+M.MAX_PAGE_BYTES = 512 << 20   -- one results page; past it the page size halves
+M.MIN_RECORDS = 500            -- the page size never halves below this
+M.STATE_KEY = "bulk"           -- job state: { [object] = { job, locator, select, operation, cursor, created } }
+M.FAILED_KEY = "bulk_failed"   -- job state: { [object] = { at, job, message } }
+
+local COMPOUND = { address = true, location = true }
+
+local function iso(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) end
+
+-- The cursor as one comparable string ("" for none).
+local function cursor_key(c)
+  if type(c) ~= "table" or c.id == nil then return "" end
+  return tostring(c.ts) .. "|" .. tostring(c.id)
+end
+
+local function field_index(describe)
+  local ix, rels = {}, {}
+  for _, f in ipairs((describe and describe.fields) or {}) do
+    ix[f.name:lower()] = f
+    if type(f.relationshipName) == "string" then rels[f.relationshipName:lower()] = f end
+  end
+  return ix, rels
+end
+
+-- Whether a compiled select list can run as a Bulk 2.0 query: no subqueries
+-- (child relationships), no FIELDS(), no compound address/location fields.
+-- Returns true, or false and the reason.
+function M.eligible(select, describe)
+  local ix = field_index(describe)
+  for _, item in ipairs(select) do
+    if item:find("^%s*%(") then return false, "selects a child relationship (" .. item:sub(1, 60) .. ")" end
+    if item:upper():find("^%s*FIELDS%(") then return false, "uses FIELDS()" end
+    local f = not item:find(".", 1, true) and ix[item:lower()]
+    if f and COMPOUND[f.type] then return false, "selects the compound field " .. f.name end
+  end
+  return true
+end
+
+-- { [select item] = describe type } for sf.csv. A parent path ("RecordType.Name")
+-- is typed through parent_describe(object) -> describe|nil when given (e.g.
+-- a cached describe); otherwise "id" for ".Id" and "string" for the rest
+-- (the mapper's number/int/bool/date rules accept such strings, so only a
+-- numeric parent field mapped as a string could read differently from REST).
+function M.columns(select, describe, parent_describe)
+  local ix, rels = field_index(describe)
+  local cols = {}
+  for _, item in ipairs(select) do
+    if not item:find("^%s*%(") then
+      if not item:find(".", 1, true) then
+        local f = ix[item:lower()]
+        cols[item] = f and f.type or "string"
+      else
+        local t
+        local segs = {}
+        for s in item:gmatch("[^.]+") do segs[#segs + 1] = s end
+        local d_ix, d_rels = ix, rels
+        for i = 1, #segs - 1 do
+          local ref = d_rels and d_rels[segs[i]:lower()]
+          local target = ref and type(ref.referenceTo) == "table" and #ref.referenceTo == 1 and ref.referenceTo[1]
+          local pd = target and parent_describe and parent_describe(target)
+          if pd then d_ix, d_rels = field_index(pd) else d_ix, d_rels = nil, nil; break end
+        end
+        local f = d_ix and d_ix[segs[#segs]:lower()]
+        if f then t = f.type elseif segs[#segs]:lower() == "id" then t = "id" else t = "string" end
+        cols[item] = t
+      end
+    end
+  end
+  return cols
+end
+
+-- "SELECT ... FROM X [WHERE ...] ORDER BY ..." -> "SELECT COUNT() FROM X [WHERE ...]".
+function M.count_soql(soql)
+  local rest = soql:match("^SELECT .- FROM (.*)$")
+  if not rest then error("sf.bulk.count_soql: not a SELECT: " .. soql:sub(1, 80), 2) end
+  rest = rest:gsub(" ORDER BY [^']*$", "")
+  return "SELECT COUNT() FROM " .. rest
+end
+
+-- The number of records a query would return (one REST call): n, or nil,
+-- message, code, resume_at ("BUDGET": pause).
+function M.count(job, soql, all)
+  local resp, err, code, resume = job.client:request { method = "GET", path = job.client:query_path(M.count_soql(soql), all) }
+  if not resp then return nil, err, code, resume end
+  local n = type(resp.data) == "table" and math.tointeger(resp.data.totalSize)
+  if resp.status ~= 200 or not n then
+    local ecode, emsg = client_mod.error_code(resp)
+    return nil, string.format("count query failed: HTTP %d %s: %s", resp.status, tostring(ecode),
+      tostring(emsg or resp.body:sub(1, 300))), ecode or ("HTTP_" .. resp.status)
+  end
+  return n
+end
+
+-- The saved Bulk job of an object (a table), or nil.
+function M.pending(job, object)
+  local all = job.state:get(M.STATE_KEY)
+  return type(all) == "table" and all[object] or nil
+end
+
+local function save_entry(job, object, entry)
+  local all = job.state:get(M.STATE_KEY)
+  if type(all) ~= "table" then all = {} end
+  all[object] = entry
+  if next(all) == nil then all = nil end
+  job.state:set(M.STATE_KEY, all)
+end
+
+-- Drops the saved Bulk job of an object (the caller checkpoints). A REST run
+-- that moves the cursor must call this: a saved locator is only valid for the
+-- cursor it was saved with (run_object checks that too).
+function M.forget(job, object) save_entry(job, object, nil) end
+
+-- Whether a Bulk job of the object failed within ttl seconds (auto mode then
+-- stays with REST).
+function M.recently_failed(job, object, ttl)
+  local all = job.state:get(M.FAILED_KEY)
+  local f = type(all) == "table" and all[object]
+  return type(f) == "table" and type(f.at) == "number" and clock.now() - f.at < (ttl or 86400)
+end
+
+local function remember_failure(job, object, id, message)
+  local all = job.state:get(M.FAILED_KEY)
+  if type(all) ~= "table" then all = {} end
+  all[object] = { at = clock.now(), job = id, message = message:sub(1, 500) }
+  job.state:set(M.FAILED_KEY, all)
+  M.forget(job, object)
+  job.state:checkpoint()
+end
+
+local function http_error(object, what, resp)
+  local ecode, emsg = client_mod.error_code(resp)
+  return string.format("%s: %s: HTTP %d %s: %s", object, what, resp.status, tostring(ecode),
+    tostring(emsg or resp.body:sub(1, 300)))
+end
+
+local function stopped()
+  return "stopped", "stopped by SIG" .. tostring(signal.pending())
+end
+
+-- A failed request: a status triple to return, or raises.
+local function request_failed(object, what, err, code, resume)
+  if code == "BUDGET" then return "paused", err, resume end
+  if code == "INTERRUPTED" or code == "STOPPED" then return stopped() end
+  error(string.format("%s: %s: %s (%s)", object, what, tostring(err), tostring(code)), 0)
+end
+
+-- Polls a job until JobComplete: "done", nil, nil, info | status, message, resume_at
+-- ("failed", message when Salesforce says Failed or Aborted).
+local function wait_job(job, object, id, ctx, sleep)
+  local max_wait = ctx.max_wait or M.DEFAULT_MAX_WAIT
+  local delay = ctx.poll_start or M.POLL_START
+  local cap = ctx.poll_cap or M.POLL_CAP
+  local started = clock.monotonic()
+  local polls = 0
+  while true do
+    if signal.pending() then return stopped() end
+    local waited = clock.monotonic() - started
+    if waited >= max_wait then
+      error(string.format("%s: Bulk query job %s is not complete after %d s (bulk_max_wait); the next run keeps waiting for it",
+        object, id, math.floor(waited)), 0)
+    end
+    if not sleep(math.min(delay, max_wait - waited)) then return stopped() end
+    local resp, err, code, resume = job.client:request { method = "GET", path = "/jobs/query/" .. id }
+    if not resp then return request_failed(object, "polling Bulk query job " .. id, err, code, resume) end
+    polls = polls + 1
+    if resp.status ~= 200 or type(resp.data) ~= "table" then
+      if resp.status == 404 then M.forget(job, object); job.state:checkpoint() end
+      error(http_error(object, "polling Bulk query job " .. id, resp), 0)
+    end
+    local state = resp.data.state
+    job.log.debug("%s: Bulk query job %s is %s (poll %d, %.0f s)", object, id, tostring(state), polls,
+      clock.monotonic() - started)
+    if state == "JobComplete" then return "done", nil, nil, resp.data end
+    if state == "Failed" or state == "Aborted" then
+      local msg = string.format("%s: Bulk query job %s %s: %s", object, id, state:lower(),
+        tostring(resp.data.errorMessage or "(Salesforce gave no errorMessage)"))
+      remember_failure(job, object, id, msg)
+      return "failed", msg
+    end
+    delay = math.min(delay * 2, cap)
+  end
+end
+
+-- Creates the query job and saves it: entry, info | nil, status, message, resume_at.
+local function create_job(job, item, ctx, op, select_text)
+  local resp, err, code, resume = job.client:request {
+    method = "POST", path = "/jobs/query", retry = true,
+    json = { operation = op, query = ctx.soql, contentType = "CSV", columnDelimiter = "COMMA", lineEnding = "LF" },
+  }
+  if not resp then return nil, request_failed(item.object, "creating a Bulk query job", err, code, resume) end
+  if resp.status ~= 200 or type(resp.data) ~= "table" or type(resp.data.id) ~= "string" then
+    error(http_error(item.object, "creating a Bulk query job", resp), 0)
+  end
+  local entry = { job = resp.data.id, select = select_text, operation = op,
+                  cursor = cursor_key(job.state:cursor(item.object)), created = iso(clock.now()) }
+  save_entry(job, item.object, entry)
+  job.state:checkpoint()
+  job.log.info("%s: Bulk query job %s created (%s)", item.object, entry.job, op)
+  return entry, resp.data
+end
+
+-- Imports one object through a Bulk 2.0 query job. Returns "done", or
+-- "paused"/"stopped" with a message (and resume_at for a budget pause), or
+-- "failed" with "<Object>: Bulk query job <id> failed: <errorMessage>" when
+-- Salesforce failed or aborted the job: nothing of that job was written, the
+-- saved job is dropped and the failure remembered (bulk.recently_failed), so
+-- the caller may raise the message or go on with REST from the cursor.
+-- Anything else unexpected raises.
+function M.run_object(job, item, ctx)
+  local object = item.object
+  local log = job.log
+  local rejects = ctx.rejects or job.rejects
+  local st = ctx.st
+  local sleep = ctx.sleep or job.client.sleep or clock.sleep
+  local all = ctx.all
+  if all == nil then all = not (job.recipe and job.recipe.deletions == false) end
+  local op = all and "queryAll" or "query"
+  local ok, why = M.eligible(ctx.select, nil)
+  if not ok then error("sf.bulk.run_object: " .. object .. " " .. why .. ": Bulk API 2.0 cannot run it", 2) end
+  local select_text = table.concat(ctx.select, ", ")
+  local max_records = ctx.max_records or M.DEFAULT_MAX_RECORDS
+  local max_bytes = ctx.max_bytes or M.MAX_PAGE_BYTES
+
+  -- A saved job is resumed only when it is the same query from the same cursor.
+  local entry = M.pending(job, object)
+  if entry and (entry.select ~= select_text or entry.operation ~= op
+                or entry.cursor ~= cursor_key(job.state:cursor(object))) then
+    log.info("%s: the saved Bulk query job %s no longer matches the query or cursor; starting a new one", object, tostring(entry.job))
+    M.forget(job, object)
+    entry = nil
+  end
+  local info
+  if entry then
+    local resp, err, code, resume = job.client:request { method = "GET", path = "/jobs/query/" .. entry.job }
+    if not resp then return request_failed(object, "reading Bulk query job " .. entry.job, err, code, resume) end
+    if resp.status == 200 and type(resp.data) == "table" then
+      info = resp.data
+      if info.state == "Failed" or info.state == "Aborted" then
+        local msg = string.format("%s: Bulk query job %s %s: %s", object, entry.job, info.state:lower(),
+          tostring(info.errorMessage or "(Salesforce gave no errorMessage)"))
+        remember_failure(job, object, entry.job, msg)
+        return "failed", msg
+      end
+      log.info("%s: resuming Bulk query job %s (%s)%s", object, entry.job, tostring(info.state),
+        entry.locator and " at its next results page" or "")
+    elseif resp.status == 404 then
+      log.info("%s: Bulk query job %s is gone; starting a new one from the saved cursor", object, entry.job)
+      M.forget(job, object)
+      entry = nil
+    else
+      error(http_error(object, "reading Bulk query job " .. entry.job, resp), 0)
+    end
+  end
+
+  local pages_here, restarts = 0, 0
+  while true do
+    if not entry then
+      if signal.pending() then return stopped() end
+      local e, a, b, c = create_job(job, item, ctx, op, select_text)
+      if not e then return a, b, c end
+      entry, info = e, a
+    end
+    if info.state ~= "JobComplete" then
+      local status, message, resume_at, done_info = wait_job(job, object, entry.job, ctx, sleep)
+      if status ~= "done" then return status, message, resume_at end
+      info = done_info
+    end
+    if st.total == nil then st.total = math.tointeger(info.numberRecordsProcessed) end
+
+    -- results pages
+    local locator = entry.locator
+    local restart = false
+    while true do
+      if signal.pending() then return stopped() end
+      local path = "/jobs/query/" .. entry.job .. "/results?maxRecords=" .. max_records
+      if locator then path = path .. "&locator=" .. http.urlencode(locator) end
+      local resp, err, code, resume = job.client:request {
+        method = "GET", path = path, headers = { Accept = "text/csv" }, max_bytes = max_bytes,
+      }
+      if not resp and code == "TOO_LARGE" and max_records > M.MIN_RECORDS then
+        max_records = math.max(M.MIN_RECORDS, max_records // 2)
+        log.info("%s: a Bulk results page exceeds %d bytes; asking for %d records per page", object, max_bytes, max_records)
+        goto continue
+      end
+      if not resp then return request_failed(object, "reading Bulk query results", err, code, resume) end
+      if resp.status ~= 200 then
+        local ecode = client_mod.error_code(resp)
+        if pages_here == 0 and restarts == 0 and (resp.status == 404 or ecode == "INVALID_LOCATOR" or ecode == "INVALIDJOBSTATE") then
+          -- The saved job's results expired: a new job from the saved cursor
+          -- (which is exactly where that job's next page would have started).
+          log.info("%s: results of Bulk query job %s are gone (HTTP %d %s); starting a new job", object, entry.job,
+            resp.status, tostring(ecode))
+          M.forget(job, object)
+          entry, info, restart = nil, nil, true
+          restarts = restarts + 1
+          break
+        end
+        -- The saved job and locator stay consistent with the checkpoint: the
+        -- next run resumes there (or replaces the job if its results are gone).
+        error(http_error(object, "reading Bulk query results of job " .. entry.job, resp), 0)
+      end
+      do
+        local next_loc = resp.headers["sforce-locator"]
+        if next_loc == "" or next_loc == "null" then next_loc = nil end
+        local body, n_or_err, ccode = csv.to_page(resp.body, ctx.columns, object, st.total)
+        if not body then
+          error(string.format("%s: Bulk results of job %s: %s (%s)", object, entry.job, tostring(n_or_err), tostring(ccode)), 0)
+        end
+        resp = nil
+        local p, perr = page.parse(body)
+        if not p then error(object .. ": Bulk results page does not parse as a query page: " .. tostring(perr), 0) end
+        local lines, rejs, ps = ctx.mp:map_page(p)
+        p:close()
+        if #lines > 0 then ctx.out:write(lines) end
+        if #rejs > 0 then rejects:write(rejs) end
+        -- Durability order: data first, then the state that points past it.
+        ctx.out:sync()
+        rejects:sync()
+        if next_loc then
+          entry.locator = next_loc
+          if ps.last_id then entry.cursor = cursor_key { ts = ps.last_ts, id = ps.last_id } end
+          save_entry(job, object, entry)
+        else
+          M.forget(job, object)
+        end
+        ctx.checkpoint(ps)   -- one atomic write: cursor, output sizes, bulk { job, locator }
+        pages_here = pages_here + 1
+        st.records, st.deleted, st.rejected, st.pages =
+          st.records + ps.records, st.deleted + ps.deleted, st.rejected + ps.rejected, st.pages + 1
+        if ctx.progress then ctx.progress() end
+        if not next_loc then return "done" end
+        locator = next_loc
+      end
+      ::continue::
+    end
+    if not restart then return "done" end
+  end
+end
+
+return M
