@@ -17,12 +17,29 @@ local import = require "sf.import"
 local fs = require "sf.fs"
 local clock = require "sf.clock"
 local cjson = require "cjson.safe"
+local mapping = require "sf.mapping"
 
 local M = {}
 
 -- Calls a clean run makes for n records in pages of batch (plus its describe).
 function M.calls_for(n, batch, describe)
   return (describe == false and 0 or 1) + math.max(1, math.ceil(n / batch))
+end
+
+-- A Bulk API 2.0 query job instead (sf.bulk): one create, polls (about two;
+-- they depend on Salesforce's load) and one call per results page. Used in
+-- mode "bulk", or in "auto" after the first REST page when more than
+-- bulk_threshold records are still due; never for queries with child
+-- subqueries (the Account and Opportunity default mappings have them).
+M.BULK_POLLS = 2
+local function bulk_calls(job, item, n)
+  local r = job.recipe
+  if item.mode == "rest" then return nil end
+  if item.standard and (mapping.default(item.stream).children or {})[1] then return nil end
+  if item.mode == "bulk" then return 1 + M.BULK_POLLS + math.max(1, math.ceil(n / r.bulk_max_records)) end
+  if n - r.batch_size > r.bulk_threshold then
+    return 1 + 1 + M.BULK_POLLS + math.ceil((n - r.batch_size) / r.bulk_max_records)
+  end
 end
 
 -- Will the run find this object's describe in its cache (sf.import keeps one
@@ -65,8 +82,13 @@ function M.run(job)
       return 1
     end
     local n = math.tointeger(tonumber(data.totalSize)) or 0
-    local calls = M.calls_for(n, r.batch_size, needs_describe(job, item.object))
-    rows[#rows + 1] = { object = item.object, records = n, calls = calls }
+    local describe = needs_describe(job, item.object)
+    local calls, how = M.calls_for(n, r.batch_size, describe), "REST pages"
+    local bulk = bulk_calls(job, item, n)
+    if bulk and bulk + (describe and 1 or 0) < calls then
+      calls, how = bulk + (describe and 1 or 0), "Bulk API 2.0 job"
+    end
+    rows[#rows + 1] = { object = item.object, records = n, calls = calls, how = how }
     total_records, total_calls = total_records + n, total_calls + calls
   end
   local lines = {}
@@ -74,7 +96,7 @@ function M.run(job)
     r.deletions and ", deleted records included" or "",
     (job.state:get("runs") or 0) > 0 and ", from the saved cursors" or "")
   for _, row in ipairs(rows) do
-    lines[#lines + 1] = string.format("  %-24s %10d records %8d API calls", row.object, row.records, row.calls)
+    lines[#lines + 1] = string.format("  %-24s %10d records %8d API calls (%s)", row.object, row.records, row.calls, row.how)
   end
   lines[#lines + 1] = string.format("  %-24s %10d records %8d API calls", "total", total_records, total_calls)
   local b = job.budget

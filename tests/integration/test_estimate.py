@@ -18,7 +18,7 @@ from faultlib import Org, Job, import_recipe, DAY
 import tap
 
 ORG = Org(["--generate", "Lead=2500,Contact=900,Account=150,Opportunity=420"])
-ROW = re.compile(r"^  (\S+)\s+(\d+) records\s+(\d+) API calls$", re.M)
+ROW = re.compile(r"^  (\S+)\s+(\d+) records\s+(\d+) API calls(?: \((?:REST pages|Bulk API 2.0 job)\))?$", re.M)
 
 
 def parse(out):
@@ -62,6 +62,24 @@ class Estimate(unittest.TestCase):
                 job.run(check=0)
                 self.assertEqual(job.history()[-1]["api_calls"], rows2["total"][1])
                 self.assertEqual(emu.stats()["api_calls"] - before, rows2["total"][1])
+            finally:
+                job.cleanup()
+
+    def test_bulk_mode_estimate_matches_the_real_run(self):
+        """mode bulk: the estimate counts a Bulk job (create, polls, result pages) and the run costs that"""
+        with ORG.emulator() as emu:
+            job = Job(emu, "t", import_recipe("t", objects="{ Lead = { mode = \"bulk\" } }",
+                                              extra="bulk_max_records = 1000,"))
+            try:
+                p = job.run("--estimate", check=0)
+                rows, used, _, _ = parse(p.stdout)
+                self.assertIn("(Bulk API 2.0 job)", p.stdout)
+                n = len(emu.records("Lead"))
+                self.assertEqual(rows["Lead"], (n, 1 + 1 + 2 + -(-n // 1000)),
+                                 "describe, create, two polls, one call per 1,000 records")
+                before = emu.stats()["api_calls"]
+                job.run(check=0)
+                self.assertEqual(emu.stats()["api_calls"] - before, rows["total"][1], p.stdout)
             finally:
                 job.cleanup()
 
