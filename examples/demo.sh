@@ -1,6 +1,7 @@
 #!/bin/sh
 # make demo: start the bundled Salesforce emulator with a demo org, run
-# examples/import.lua against it, and show where the streams went.
+# examples/import.lua against it, show where the streams went, then export a
+# few audience members back as Leads with examples/export_leads.lua.
 set -eu
 cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/sfengine-demo.XXXXXX)
@@ -34,5 +35,16 @@ done
 echo
 echo "== second run: incremental, nothing changed since"
 ./sfengine --state-dir "$work/state" examples/import.lua
+echo
+echo "== ./sfengine examples/export_leads.lua: audiences from examples/data/profiles.ndjson -> Leads"
+./sfengine --state-dir "$work/state" examples/export_leads.lua
+echo
+echo "== the exported Leads, as the emulator stores them"
+curl -s "$url/__emulator/records/Lead" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin):
+    if r.get("LeadSource") == "Lytics":
+        print(json.dumps({k: r.get(k) for k in ("Id", "Email", "LastName", "Company", "Lytics_Audiences__c", "Lytics_Scores__c")}, ensure_ascii=False))
+'
 echo
 echo "== API calls the emulator counted: $(curl -s "$url/__emulator/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_calls"])')"
