@@ -25,7 +25,7 @@ return {
   auth = sf.auth_from_env(),   -- SF_LOGIN_URL, SF_CLIENT_ID, SF_USERNAME, SF_PASSWORD, ... (see README)
 
   input = { file = sf.env "SF_EXPORT_INPUT" or "data/profiles.ndjson" },
-  output = sf.env "SF_OUTPUT" or "out",          -- rejects.ndjson goes here
+  output = sf.env "SF_OUTPUT" or "out",          -- export-rejects.ndjson goes here
   max_daily_api_calls = 5000,                    -- Maximum Daily API Calls
 
   audiences = { "power", "high_value" },         -- Audiences to export

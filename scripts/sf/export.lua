@@ -15,7 +15,7 @@
 --     for the rest, 200 records per call. A create whose response was lost is
 --     never re-sent blindly: the batch's match values are looked up again and
 --     only the records still missing are created.
--- Per-record failures go to <output>/rejects.ndjson; only UNABLE_TO_LOCK_ROW /
+-- Per-record failures go to <output>/export-rejects.ndjson; only UNABLE_TO_LOCK_ROW /
 -- SERVER_UNAVAILABLE records are retried. After Salesforce confirmed a user's
 -- writes, its trigger hash goes to the store (SQLite, <state_dir>/<name>.store.sqlite):
 -- a user is sent again only when its trigger fields or exported audiences
@@ -25,7 +25,7 @@
 -- ## Recipe keys (validated before any call; errors name file:line and key)
 --
 --   job = "export", name = "...", auth = {...}    as for import (sf.jobs)
---   api_version, state_dir, output ("out": rejects.ndjson), max_daily_api_calls,
+--   api_version, state_dir, output ("out": export-rejects.ndjson), max_daily_api_calls,
 --   org_share, shared_budget, memory_mb, keep_updated    as for import
 --   input = { file = "profiles.ndjson",   read first (the backfill), resumable
 --             stdin = true,               then stdin (default when no file)
@@ -116,6 +116,7 @@ local M = {}
 
 local null = cjson.null
 
+M.REJECTS = "export-rejects.ndjson" -- per-record failures, next to an import's rejects.ndjson
 M.MAX_BATCH = 200           -- records per sObject Collections call
 M.MAX_LOOKUP = 200          -- values per SOQL IN (...) lookup
 M.MAX_URI = 16000           -- request target bytes (Salesforce refuses > 16,384)
@@ -746,22 +747,6 @@ end
 -- ---------------------------------------------------------------------------
 -- Output: rejects file, dry-run lines, counters
 
-local function open_output(job, name)
-  local path = job.out_dir .. "/" .. name
-  local f, err = fs.open_append(path)
-  if not f then error("output " .. path .. ": " .. tostring(err), 0) end
-  local want = job.state:output_size(name) or 0
-  local have = f:size()
-  if have > want then
-    job.log.warn("%s: discarding %d bytes written after the last checkpoint", path, have - want)
-    assert(f:truncate(want))
-  elseif have < want then
-    error(string.format("output %s is shorter (%d bytes) than the checkpoint says (%d): it was changed outside the job; move the state away to start over", path, have, want), 0)
-  end
-  job.state:set_output_size(name, want)
-  return f
-end
-
 local function reject(job, entry)
   entry.time = iso_now()
   if job.dry then
@@ -949,9 +934,11 @@ local function record_body(target, rec, op, id)
   return body
 end
 
+-- Salesforce really spells the key "duplicateResut" (sic) in DUPLICATES_DETECTED
+-- errors; the correct spelling is accepted too, should it ever be fixed.
 local function dup_ids(err)
   local ids = {}
-  local dr = type(err) == "table" and err.duplicateResut
+  local dr = type(err) == "table" and (err.duplicateResut or err.duplicateResult)
   if type(dr) == "table" then
     for _, mr in ipairs(dr.matchResults or {}) do
       for _, m in ipairs(type(mr) == "table" and mr.matchRecords or {}) do
@@ -1100,9 +1087,11 @@ local function duplicate_fallback(job, target, w, e, op, to_update)
       -- dates of the matched records decide
       local lits = {}
       for i, id in ipairs(ids) do lits[i] = soql_literal(id, { type = "id" }) end
-      local data = job.client:get_json(job.client:query_path("SELECT Id, LastModifiedDate FROM " .. target.object
-        .. " WHERE Id IN (" .. table.concat(lits, ", ") .. ")"))
-      if data and data.records then
+      -- Through call(): a budget pause or a stop here ends the batch cleanly.
+      local resp = call(job, { method = "GET", path = job.client:query_path("SELECT Id, LastModifiedDate FROM "
+        .. target.object .. " WHERE Id IN (" .. table.concat(lits, ", ") .. ")") })
+      local data = resp and resp.status == 200 and resp.data
+      if type(data) == "table" and data.records then
         matches = {}
         for _, row in ipairs(data.records) do matches[#matches + 1] = { id = row.Id, modified = row.LastModifiedDate } end
       end
@@ -1345,7 +1334,7 @@ local function checkpoint(job)
     return
   end
   job.rejects:sync()
-  job.state:set_output_size("rejects.ndjson", job.rejects:size())
+  job.state:set_output_size(M.REJECTS, job.rejects:size())
   if job.reader_is_file and job.reader then
     local info = job.reader:info() or {}
     job.state:set("input", { path = job.input_path, offset = job.reader:offset(), dev = info.dev, ino = info.ino })
@@ -1512,7 +1501,7 @@ function M.run_once(job)
     skipped = {}, field_skips = 0, superseded = 0, batches = 0, lost_creates = 0,
   }
   job.exported, job.confirmed, job.pending, job.pending_by_key, job.pending_since = {}, {}, {}, {}, nil
-  if not job.dry then job.rejects = open_output(job, "rejects.ndjson") end
+  if not job.dry then job.rejects = jobs.open_output(job, M.REJECTS) end
   local ok, status, message, resume_at = pcall(function()
     -- describe every target's object (cached) and check the recipe against it
     for _, t in ipairs(job.targets_list) do

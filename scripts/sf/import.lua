@@ -24,7 +24,7 @@ local jobs = require "sf.jobs"
 local bulk = require "sf.bulk"
 
 local M = {}
-local check_requested
+local check_requested, check_timestamp_field
 
 -- Standard objects and their default streams, in the product document's order.
 M.STANDARD = {
@@ -166,34 +166,6 @@ local function compile(job, item, describe, now_iso)
   return compiled, mp
 end
 
--- Opens an output file and cuts it back to its checkpointed length.
-local function open_output(job, name)
-  local path = job.out_dir .. "/" .. name
-  local f, err = fs.open_append(path)
-  if not f then error("output " .. path .. ": " .. tostring(err), 0) end
-  local want = job.state:output_size(name)
-  local have = f:size()
-  if want == nil then
-    -- A file this job never checkpointed: refuse to touch someone else's
-    -- data; otherwise claim it (length 0) before the first write.
-    if have > 0 then
-      f:close()
-      error(string.format("output %s already holds %d bytes this job did not write (another job's output, or its state was removed): move it away or choose another output directory", path, have), 0)
-    end
-    job.state:set_output_size(name, 0)
-    job.state:checkpoint()
-    return f
-  end
-  if have > want then
-    job.log.warn("%s: discarding %d bytes written after the last checkpoint", path, have - want)
-    assert(f:truncate(want))
-  elseif have < want then
-    error(string.format("output %s is shorter (%d bytes) than the checkpoint says (%d): it was changed outside the job; move the state away to start over", path, have, want), 0)
-  end
-  job.state:set_output_size(name, want)
-  return f
-end
-
 local function write_schema(job, item, compiled)
   local doc = { stream = item.stream, object = item.object, fields = compiled.schema }
   local ok, err = fs.write_atomic(job.out_dir .. "/" .. item.stream .. ".schema.json", cjson.encode(doc) .. "\n")
@@ -276,6 +248,23 @@ local function run_bulk(job, item, compiled, describe, mp, out, st)
   return status, message, resume_at
 end
 
+-- The cursor field must be a datetime the org has: the query compares it
+-- with datetime literals. (Rows whose timestamp is null cannot be ordered
+-- after the cursor: with the standard LastModifiedDate/SystemModstamp
+-- there are none.)
+function check_timestamp_field(job, item, describe)
+  for _, f in ipairs(describe.fields or {}) do
+    if f.name == item.timestamp_field then
+      if f.type ~= "datetime" then
+        error(recipe.error_at(job.ctx, item.path .. ".timestamp_field", item.timestamp_field
+          .. " is a " .. tostring(f.type) .. " field; the timestamp field must be a datetime"), 0)
+      end
+      return
+    end
+  end
+  error(recipe.error_at(job.ctx, item.path .. ".timestamp_field", item.object .. " has no field " .. item.timestamp_field), 0)
+end
+
 -- Imports one object. Returns "done", or "paused"/"stopped" with a message.
 local function run_object(job, item)
   local describe, derr, dcode, resume = describe_object(job, item.object)
@@ -287,13 +276,14 @@ local function run_object(job, item)
     end
     error(item.object .. ": describe failed: " .. tostring(derr), 0)
   end
+  check_timestamp_field(job, item, describe)
   local compiled, mp = compile(job, item, describe, job.now_iso)
   check_requested(job, item, describe, compiled)
   for _, f in ipairs(compiled.unavailable or {}) do
     job.log.info("%s: field %s is not in this org; its mapping rows are skipped", item.object, f)
   end
   write_schema(job, item, compiled)
-  local out = open_output(job, item.stream .. ".ndjson")
+  local out = jobs.open_output(job, item.stream .. ".ndjson")
   local st = job.stats[item.stream] or { records = 0, deleted = 0, rejected = 0, pages = 0 }
   job.stats[item.stream] = st
   st.started = clock.monotonic()
@@ -378,7 +368,7 @@ function M.run_once(job)
   local started_wall, started = clock.now(), clock.monotonic()
   job.now_iso = iso_now(started_wall)
   job.stats = {}
-  job.rejects = open_output(job, "rejects.ndjson")
+  job.rejects = jobs.open_output(job, "rejects.ndjson")
   local status, message, resume_at = "done", nil, nil
   for _, item in ipairs(job.plan) do
     status, message, resume_at = run_object(job, item)
@@ -408,6 +398,12 @@ end
 function M.run(r, ctx)
   local job = jobs.setup(r, ctx, M.schema)
   job.plan = plan(job.recipe)
+  for _, item in ipairs(job.plan) do
+    if item.since and not soql_datetime(item.since) then
+      error(recipe.error_at(ctx, item.path .. ".since",
+        "not a date or datetime: " .. item.since .. " (e.g. 2024-01-15 or 2024-01-15T10:30:00Z)"), 0)
+    end
+  end
   if #job.plan == 0 then
     error(recipe.error_at(ctx, "objects", "nothing to import: name at least one object or custom object"), 0)
   end

@@ -263,4 +263,32 @@ function M.loop(job, run_once)
   end
 end
 
+-- Opens an output file and cuts it back to its checkpointed length.
+function M.open_output(job, name)
+  local path = job.out_dir .. "/" .. name
+  local f, err = fs.open_append(path)
+  if not f then error("output " .. path .. ": " .. tostring(err), 0) end
+  local want = job.state:output_size(name)
+  local have = f:size()
+  if want == nil then
+    -- A file this job never checkpointed: refuse to touch someone else's
+    -- data; otherwise claim it (length 0) before the first write.
+    if have > 0 then
+      f:close()
+      error(string.format("output %s already holds %d bytes this job did not write (another job's output, or its state was removed): move it away or choose another output directory", path, have), 0)
+    end
+    job.state:set_output_size(name, 0)
+    job.state:checkpoint()
+    return f
+  end
+  if have > want then
+    job.log.warn("%s: discarding %d bytes written after the last checkpoint", path, have - want)
+    assert(f:truncate(want))
+  elseif have < want then
+    error(string.format("output %s is shorter (%d bytes) than the checkpoint says (%d): it was changed outside the job; move the state away to start over", path, have, want), 0)
+  end
+  job.state:set_output_size(name, want)
+  return f
+end
+
 return M

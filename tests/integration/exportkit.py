@@ -100,7 +100,7 @@ class Job:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def rejects(self):
-        return self.wd.read_ndjson("out", "rejects.ndjson")
+        return self.wd.read_ndjson("out", "export-rejects.ndjson")
 
     def history(self):
         return self.wd.read_ndjson(".sfengine", "t.history.ndjson")

@@ -41,7 +41,7 @@ class Example:
                                              if f.endswith(".history.ndjson")][0])[-1]
 
     def rejects(self):
-        return self.wd.read_ndjson("out", "rejects.ndjson")
+        return self.wd.read_ndjson("out", "export-rejects.ndjson")
 
     def cleanup(self):
         self.wd.cleanup()

@@ -275,6 +275,17 @@ class ImportTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertRegex(p.stderr, r"job2\.lua:\d+: custom_objects\[1\]\.object: this org has no object Invoices__c")
 
+    def test_bad_since_and_timestamp_field(self):
+        """a malformed since, or a timestamp field that is not a datetime, is a recipe error (exit 2)"""
+        path = self.w.write("job.lua", recipe('{ Lead = { since = "2024-01-01T10" } }'))
+        p = run(path, self.env)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertRegex(p.stderr, r"job\.lua:\d+: objects\.Lead\.since: not a date or datetime")
+        path = self.w.write("job2.lua", recipe('{ Lead = { timestamp_field = "ConvertedDate" } }', name="t2"))
+        p = run(path, self.env)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("objects.Lead.timestamp_field: ConvertedDate is a date field", p.stderr)
+
     def test_wrong_credentials(self):
         """wrong credentials give Salesforce's error, not a crash, and no secret"""
         env = dict(self.env, SF_PASSWORD="not-the-password")
