@@ -289,6 +289,9 @@ local function make_require(box)
   end
 end
 
+-- Environment variable names whose values sf.env refuses to hand out in clear.
+local SECRET_WORDS = { "PASSWORD", "SECRET", "TOKEN", "PASSPHRASE", "PRIVATE_KEY", "CREDENTIAL" }
+
 local function make_sf(box)
   local dir = box.dir
   local function need_string(api, v)
@@ -305,6 +308,14 @@ local function make_sf(box)
   local api = {
     env = function(name)
       need_string("sf.env", name)
+      -- A value that is a secret by its name only comes as a secret value,
+      -- so it can never be logged or written out by mistake.
+      local upper = name:upper()
+      for _, word in ipairs(SECRET_WORDS) do
+        if upper:find(word, 1, true) then
+          error(string.format("sf.env: %s looks like a secret; read it with sf.secret_env", name), 2)
+        end
+      end
       return os.getenv(name)
     end,
     secret_env = function(name)

@@ -192,7 +192,7 @@ class Logging(unittest.TestCase):
     TOKEN = "tok-4f9a1c2e77"
 
     def run_logs(self, *opts):
-        env = dict(os.environ, SFENGINE_CLI_TOKEN=self.TOKEN)
+        env = dict(os.environ, SFENGINE_CLI_TOKEN=self.TOKEN, SFENGINE_CLI_COPY=self.TOKEN)
         p = subprocess.run([BIN, *opts, fixture("logs.lua")], cwd=ROOT, capture_output=True, text=True,
                            timeout=60, env=env)
         return p.returncode, p.stderr
@@ -204,6 +204,18 @@ class Logging(unittest.TestCase):
         self.assertIn("the secret prints as (redacted)", err)
         self.assertIn("the raw value is (redacted)", err)
         self.assertNotIn(self.TOKEN, err)
+
+    def test_sf_env_refuses_secret_names(self):
+        """sf.env will not hand out a variable named like a secret (PASSWORD, TOKEN, ...) in clear"""
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "job.lua")
+            with open(path, "w") as f:
+                f.write('local p = sf.env "SF_PASSWORD"\nreturn { job = "import" }\n')
+            env = dict(os.environ, SF_PASSWORD="hunter2-secret")
+            p = subprocess.run([BIN, path], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("SF_PASSWORD looks like a secret; read it with sf.secret_env", p.stderr)
+            self.assertNotIn("hunter2-secret", p.stderr + p.stdout)
 
     def test_json_log_and_quiet(self):
         """--log-json writes {ts, level, msg} lines; --quiet keeps info off stderr"""
