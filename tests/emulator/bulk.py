@@ -44,28 +44,22 @@ import threading
 import time
 from urllib.parse import parse_qs
 
+from store import USER_ID, id_suffix
+
 __all__ = ["handle", "Jobs", "JOBS"]
 
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 INGEST_OPS = ("insert", "update", "upsert", "delete", "hardDelete")
 MAX_UPLOAD = 150 * 1024 * 1024
-DEFAULT_USER = "0055g00000ABCDeAAH"
+DEFAULT_USER = USER_ID
 
-_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def _id18(id15):
-    suffix = ""
-    for i in range(3):
-        bits = 0
-        for j in range(5):
-            c = id15[i * 5 + j]
-            if "A" <= c <= "Z":
-                bits |= 1 << j
-        suffix += _ALNUM[bits]
-    return id15 + suffix
+def _id18(rid):
+    """The 18-character form of a job id given with 15 or 18 characters."""
+    return rid[:15] + id_suffix(rid[:15])
 
 
 def _b62(n, width):

@@ -41,7 +41,7 @@ DT_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?
 NUM_RE = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 
 ORG_ID = "00D5g000004XyZaEAK"
-USER_ID = "0055g00000ABCDeAAH"
+USER_ID = "0055g00000ABCDeAAP"  # a valid 18-character id (checksum AAP)
 ROLLED_BACK = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
                "message": "Record rolled back because not all records were valid and the request was using AllOrNone header",
                "fields": []}

@@ -16,20 +16,7 @@ from soql import SoqlError  # noqa: E402
 # ---------------------------------------------------------------------------------------------
 # a fake org: describes, rows, 18-character ids (the db interface soql.py and bulk.py read)
 
-_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-
-
-def id18(id15):
-    """Salesforce's case-safe 18-character form of a 15-character id."""
-    suffix = ""
-    for i in range(3):
-        bits = 0
-        for j in range(5):
-            c = id15[i * 5 + j]
-            if "A" <= c <= "Z":
-                bits |= 1 << j
-        suffix += _ALNUM[bits]
-    return id15 + suffix
+from store import to18 as id18  # noqa: E402  (Salesforce's case-safe 18-character id)
 
 
 def make_id(prefix, n):
