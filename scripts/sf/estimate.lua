@@ -14,6 +14,7 @@
 -- documents' rule of thumb (records / daily calls) assumes one call per
 -- record; paging makes a run about batch_size times cheaper.
 local import = require "sf.import"
+local jobs = require "sf.jobs"
 local fs = require "sf.fs"
 local clock = require "sf.clock"
 local cjson = require "cjson.safe"
@@ -42,14 +43,9 @@ local function bulk_calls(job, item, n)
   end
 end
 
--- Will the run find this object's describe in its cache (sf.import keeps one
--- per object for a day), or call for it?
-local DESCRIBE_TTL = 24 * 3600
+-- Will the run find this object's describe in its cache, or call for it?
 local function needs_describe(job, object)
-  local path = string.format("%s/%s.describe.%s.json", job.state_dir, job.recipe.name, object)
-  local cached = cjson.decode(fs.read(path) or "null")
-  return not (type(cached) == "table" and type(cached.fetched_at) == "number"
-    and clock.now() - cached.fetched_at < DESCRIBE_TTL and type(cached.describe) == "table")
+  return jobs.cached_describe(job, object, import.DESCRIBE_TTL) == nil
 end
 
 -- Days to spend `calls` with `per_day` calls per rolling 24 h when `used`

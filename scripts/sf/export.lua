@@ -335,35 +335,14 @@ local function iso_now(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t or 
 -- Describe: fetched once per object and run, cached in the state directory
 -- for describe_cache_s seconds (a run then costs no describe call).
 
-local function describe_cache_path(job, object)
-  return job.state_dir .. "/" .. job.recipe.name .. ".describe." .. object .. ".json"
-end
-
 local function describe(job, object, fresh)
-  local path = describe_cache_path(job, object)
-  local ttl = job.recipe.describe_cache_s
-  if not fresh and ttl > 0 and fs.exists(path) then
-    local text = fs.read(path)
-    local doc = text and cjson.decode(text)
-    if type(doc) == "table" and doc.api_version == job.recipe.api_version and type(doc.describe) == "table"
-        and type(doc.fetched_at) == "number" and clock.now() - doc.fetched_at < ttl then
-      return doc.describe, true
-    end
-  end
-  job.client.describes = job.client.describes or {}
-  if fresh then job.client.describes[object] = nil end
-  local d, err, code, resume = job.client:describe(object)
-  if not d then
-    if code == "BUDGET" then abort("paused", err, resume) end
-    if code == "STOPPED" then abort("stopped", err) end
-    if code == "NOT_FOUND" then return nil, "Salesforce has no object " .. object end
-    abort("failed", object .. ": describe failed: " .. tostring(err))
-  end
-  if ttl > 0 then
-    local text = cjson.encode { api_version = job.recipe.api_version, fetched_at = clock.now(), describe = d }
-    if text then fs.write_atomic(path, text) end
-  end
-  return d, false
+  local d, second, code, resume = jobs.describe(job, object, job.recipe.describe_cache_s, fresh)
+  if d then return d, second end   -- second: whether it came from the cache
+  local err = second
+  if code == "BUDGET" then abort("paused", err, resume) end
+  if code == "STOPPED" then abort("stopped", err) end
+  if code == "NOT_FOUND" then return nil, "Salesforce has no object " .. object end
+  abort("failed", object .. ": describe failed: " .. tostring(err))
 end
 
 -- ---------------------------------------------------------------------------
@@ -998,7 +977,7 @@ local function results_of(job, target, resp, n)
   if resp.status == 200 and type(resp.data) == "table" and #resp.data == n then return resp.data end
   local ecode, emsg = client_mod.error_code(resp)
   if ecode == "INVALID_FIELD" then
-    fs.remove(describe_cache_path(job, target.object))
+    fs.remove(jobs.describe_path(job, target.object))
     abort("failed", target.object .. ": Salesforce refused a field (" .. tostring(emsg)
       .. "); the describe cache was dropped, run the job again to check the recipe against the org")
   end

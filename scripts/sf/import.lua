@@ -184,23 +184,9 @@ local function progress(job, item, st)
     item.object, st.records + st.deleted, st.total and ("/" .. st.total) or "", st.pages, job.budget.run_calls, rate, eta))
 end
 
--- An object's describe changes rarely; re-reading it on every hourly run
--- would cost one API call per object per run. Keep it a day next to the state.
-local DESCRIBE_TTL = 24 * 3600
-
-local function describe_object(job, object)
-  local path = string.format("%s/%s.describe.%s.json", job.state_dir, job.recipe.name, object)
-  local cached = cjson.decode(fs.read(path) or "null")
-  if type(cached) == "table" and type(cached.fetched_at) == "number"
-     and clock.now() - cached.fetched_at < DESCRIBE_TTL and type(cached.describe) == "table" then
-    return cached.describe
-  end
-  local d, err, code, resume = job.client:describe(object)
-  if not d then return nil, err, code, resume end
-  local text = cjson.encode { fetched_at = clock.now(), describe = d }
-  if text then fs.write_atomic(path, text) end
-  return d
-end
+-- Describes are cached a day next to the state (jobs.describe): an hourly
+-- run with nothing new then costs one query per object.
+M.DESCRIBE_TTL = 24 * 3600
 
 -- Fields the recipe asks for by name must exist: a typo is a recipe error
 -- (the default mapping's fields may legitimately be missing, e.g. the ISO
@@ -267,7 +253,7 @@ end
 
 -- Imports one object. Returns "done", or "paused"/"stopped" with a message.
 local function run_object(job, item)
-  local describe, derr, dcode, resume = describe_object(job, item.object)
+  local describe, derr, dcode, resume = jobs.describe(job, item.object, M.DESCRIBE_TTL)
   if not describe then
     if dcode == "BUDGET" then return "paused", derr, resume end
     if dcode == "STOPPED" then return "stopped", derr end

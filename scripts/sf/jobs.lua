@@ -24,6 +24,7 @@ local client_mod = require "sf.client"
 local budget_mod = require "sf.budget"
 local state_mod = require "sf.state"
 local schedule = require "sf.schedule"
+local cjson = require "cjson.safe"
 
 local M = {}
 
@@ -289,6 +290,42 @@ function M.open_output(job, name)
   end
   job.state:set_output_size(name, want)
   return f
+end
+
+-- An object's describe, kept next to the job state for `ttl` seconds: an
+-- object's fields change rarely, and re-reading them on every run would
+-- cost one API call per object per run. Keyed by API version.
+local function describe_path(job, object)
+  return job.state_dir .. "/" .. job.recipe.name .. ".describe." .. object .. ".json"
+end
+M.describe_path = describe_path
+
+-- The cached describe when it is younger than ttl, else nil (no call).
+function M.cached_describe(job, object, ttl)
+  if ttl <= 0 then return nil end
+  local doc = cjson.decode(fs.read(describe_path(job, object)) or "null")
+  if type(doc) == "table" and doc.api_version == job.recipe.api_version and type(doc.describe) == "table"
+      and type(doc.fetched_at) == "number" and clock.now() - doc.fetched_at < ttl then
+    return doc.describe
+  end
+end
+
+-- describe, from_cache | nil, err, code, resume_at (client:describe's failure).
+-- fresh = true skips the cache (and the client's in-run memo).
+function M.describe(job, object, ttl, fresh)
+  if not fresh then
+    local d = M.cached_describe(job, object, ttl)
+    if d then return d, true end
+  elseif job.client.describes then
+    job.client.describes[object] = nil
+  end
+  local d, err, code, resume = job.client:describe(object)
+  if not d then return nil, err, code, resume end
+  if ttl > 0 then
+    local text = cjson.encode { api_version = job.recipe.api_version, fetched_at = clock.now(), describe = d }
+    if text then fs.write_atomic(describe_path(job, object), text) end
+  end
+  return d, false
 end
 
 return M
