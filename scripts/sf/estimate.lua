@@ -15,9 +15,6 @@
 -- record; paging makes a run about batch_size times cheaper.
 local import = require "sf.import"
 local jobs = require "sf.jobs"
-local fs = require "sf.fs"
-local clock = require "sf.clock"
-local cjson = require "cjson.safe"
 local mapping = require "sf.mapping"
 
 local M = {}

@@ -18,8 +18,6 @@ local signal = require "sf.signal"
 local cjson = require "cjson.safe"
 local mapping = require "sf.mapping"
 local client_mod = require "sf.client"
-local budget_mod = require "sf.budget"
-local state_mod = require "sf.state"
 local jobs = require "sf.jobs"
 local bulk = require "sf.bulk"
 
