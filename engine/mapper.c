@@ -4,6 +4,8 @@
  *   local m = mapper.compile(rows, opts)      -- once per job; misuse raises
  *   local out, rejects, stats = m:map_page(p) -- p: an sf.page
  *   m:close()                                 -- frees the buffers (also __gc/__close)
+ *   mapper.TYPES                              -- {"string", "number", "int", "bool",
+ *                                             --  "date", "[]string"}: the row types
  *
  * rows[i] (all keys read raw; unknown keys are ignored; `from` is an alias of `sf`):
  *   sf        "Field", "Parent.Field" (parent relationship; deeper paths work too),
@@ -2061,9 +2063,23 @@ static void createmeta(lua_State *L)
     lua_pop(L, 1);
 }
 
+/* TYPES: the row type names, in the order messages list them, from the one
+ * C table, so Lua validators need no copy of the list. */
+static void push_type_names(lua_State *L)
+{
+    int k;
+    lua_createtable(L, NTYPES, 0);
+    for (k = 0; type_names[k] != NULL; k++) {
+        lua_pushstring(L, type_names[k]);
+        lua_rawseti(L, -2, k + 1);
+    }
+}
+
 int luaopen_sf_mapper(lua_State *L)
 {
-    luaL_newlib(L, mapper_funcs);
+    luaL_newlib(L, mapper_funcs);  /* stack: module */
+    push_type_names(L);
+    lua_setfield(L, -2, "TYPES");
     createmeta(L);
     return 1;
 }

@@ -677,6 +677,15 @@ t.raises(function() mapper.compile({ good }, opts({ types = { string = "x" } }))
 t.raises(function() mapper.compile({ good }, opts({ call = 1 })) end, "opts.call must be a function", "bad opts.call")
 t.raises(function() mapper.compile({ { const = "now", to = "a", type = "date" } }, { object = "L", stream = "s" }) end,
          "needs opts.now", "const now without opts.now")
+t.eq(table.concat(mapper.TYPES, ","), "string,number,int,bool,date,[]string",
+     "mapper.TYPES lists the row types in the order messages list them")
+do
+  local all = true
+  for _, ty in ipairs(mapper.TYPES) do
+    all = all and pcall(mapper.compile, { { sf = "Id", to = "id", type = ty } }, opts())
+  end
+  t.ok(all, "every name in mapper.TYPES compiles as a row type")
+end
 t.ok(pcall(mapper.compile, { { from = "Id", to = "id", type = "string", description = "ignored" } }, opts()),
      "`from` is an alias of sf; unknown keys are ignored")
 do
