@@ -2,6 +2,7 @@
 """Compiles Lua sources into a C table so ./sfengine works from any directory.
 
 usage: embed.py OUT.c FILE...   scripts/sf/x.lua -> module "sf.x",
+                                scripts/sf/x/y.lua -> "sf.x.y", scripts/sf/x/init.lua -> "sf.x",
                                 mappings/y.lua   -> module "mappings.y",
                                 engine/z.c with luaopen_sf_z -> C module "sf.z"
                                 (luaopen_sf_a_b -> "sf.a.b")
@@ -36,6 +37,8 @@ for i, path in enumerate(files):
     if name.startswith('scripts/'):
         name = name[len('scripts/'):]
     name = name.replace('/', '.')
+    if name.endswith('.init'):  # a folder's own module, as Lua's ?/init.lua
+        name = name[:-len('.init')]
     data = open(path, 'rb').read()
     body = ','.join(str(b) for b in data)
     lines.append('static const char src_%d[] = {%s%s0};' % (i, body, ',' if data else ''))

@@ -2,7 +2,7 @@
 the same stream output as REST for the same data, far fewer API calls, and a
 run killed while polling or paging resumes the same job to identical output.
 
-Needs scripts/sf/import.lua to call sf.bulk (the recipe keys mode,
+Needs scripts/sf/import/ to call sf.import.bulk (the recipe keys mode,
 bulk_threshold, bulk_max_records, bulk_max_wait): without that integration the
 recipes below fail validation and every test says so."""
 import json
@@ -38,7 +38,7 @@ def normalized(rows):
 def check_integrated(p):
     text = p.stderr + p.stdout
     if p.returncode == 2 and "mode" in text:
-        raise AssertionError("the recipe key `mode` is refused: scripts/sf/import.lua does not call sf.bulk yet "
+        raise AssertionError("the recipe key `mode` is refused: scripts/sf/import/ does not call sf.import.bulk yet "
                              "(see the integration note of the Bulk mode): " + text.strip()[-300:])
 
 

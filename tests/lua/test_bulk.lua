@@ -1,9 +1,10 @@
--- sf.bulk: the Bulk API 2.0 query mode of the import job, against a scripted
+-- sf.import.bulk: the Bulk API 2.0 query mode of the import job, against a scripted
 -- org (a fake client): job creation, polling backoff, results paging,
 -- checkpoints, pause/stop/kill and resume at the saved locator, expired jobs,
 -- Failed jobs, oversized pages; plus eligible/columns/count helpers.
 local t = require "tests.tap"
-local bulk = require "sf.bulk"
+local bulk = require "sf.import.bulk"
+local sink_mod = require "sf.import.sink"
 local mapper = require "sf.mapper"
 local state_mod = require "sf.state"
 local fs = require "sf.fs"
@@ -100,6 +101,7 @@ local function new_job(org, name, sleeps, sleep)
     query_path = function(_, soql, all) return (all and "/queryAll?q=" or "/query?q=") .. soql end,
   }
   return { client = client, state = st, log = NOLOG, recipe = { deletions = true },
+           budget = { dump = function() return nil end },
            rejects = { write = function() end, sync = function() end, size = function() return 0 end } }
 end
 
@@ -113,22 +115,25 @@ local function new_out(lines)
 end
 
 local ROWS = { { sf = "Id", to = "id", type = "string" }, { sf = "LastName", to = "name", type = "string" } }
+local ITEM = { object = "Lead", stream = "salesforce_leads" }
+-- The run's context with the import's real sink over the output stand-in;
+-- ctx.checkpoints counts the pages it committed.
 local function new_ctx(job, out, extra)
   local ctx = {
     select = SELECT, soql = "SELECT Id, IsDeleted, LastModifiedDate, LastName FROM Lead ORDER BY LastModifiedDate ASC, Id ASC",
     columns = COLUMNS, mp = mapper.compile(ROWS, { object = "Lead", stream = "salesforce_leads", now = "2026-01-01T00:00:00Z" }),
-    out = out, st = { records = 0, deleted = 0, rejected = 0, pages = 0 }, max_records = 1000, checkpoints = 0,
+    st = { records = 0, deleted = 0, rejected = 0, pages = 0 }, max_records = 1000, checkpoints = 0,
   }
-  ctx.checkpoint = function(ps)
+  local sink = sink_mod.open(job, ITEM, ctx.st, out)
+  local commit = sink.commit
+  function sink.commit(self, ...)
     ctx.checkpoints = ctx.checkpoints + 1
-    if ps.last_id then job.state:set_cursor("Lead", { ts = ps.last_ts, id = ps.last_id }) end
-    job.state:set_output_size("salesforce_leads.ndjson", out:size())
-    job.state:checkpoint()
+    return commit(self, ...)
   end
+  ctx.sink = sink
   for k, v in pairs(extra or {}) do ctx[k] = v end
   return ctx
 end
-local ITEM = { object = "Lead", stream = "salesforce_leads" }
 
 local function ids(lines)
   local r = {}

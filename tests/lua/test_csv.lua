@@ -5,7 +5,7 @@ local csv = require "sf.csv"
 local page = require "sf.page"
 local mapper = require "sf.mapper"
 local mapping = require "sf.mapping"
-local bulk = require "sf.bulk"
+local bulk = require "sf.import.bulk"
 local cjson = require "cjson"
 
 local NULL = cjson.null

@@ -1,37 +1,36 @@
 -- Bulk API 2.0 query mode of the import job: one query job per object
 -- instead of one REST call per 2,000 records.
 --
---   local bulk = require "sf.bulk"
+--   local bulk = require "sf.import.bulk"
 --   local status, message, resume_at = bulk.run_object(job, item, ctx)
 --
--- job: the import job (client, state, log, rejects, recipe); item: the planned
--- object ({object, stream, ...}); ctx:
+-- job: the import job (client, state, log, recipe); item: the planned object
+-- ({object, stream, ...}); ctx:
 --   select       the compiled SOQL select items (no "(SELECT" subquery item)
 --   soql         the query from the saved cursor, ordered by (timestamp, Id)
 --   columns      { [field path] = describe type } (bulk.columns builds it)
 --   mp           the compiled sf.mapper
---   out          the stream's output file (sf.fs append file)
---   st           stats { records, deleted, rejected, pages } (updated here)
---   checkpoint   function(ps): saves the cursor {ts, id} from map_page's stats
---                and the output sizes, then job.state:checkpoint()
+--   sink         the object's sf.import.sink: every results page ends with
+--                sink:commit (its st counts records, deleted, rejected, pages;
+--                st.total is set from the job's numberRecordsProcessed)
 --   all          queryAll (deleted rows too); default job.recipe.deletions ~= false
 --   max_records  results page size (default 50,000)
 --   max_wait     seconds to wait for the job to complete (default 6 h)
 --   progress     optional function() called after each page
---   rejects      the rejects file (default job.rejects)
 --
 -- Flow: POST /jobs/query -> poll GET /jobs/query/<id> (1 s, doubling, at most
 -- 30 s apart) until JobComplete -> GET .../results?maxRecords=N[&locator=L]
 -- (text/csv) until Sforce-Locator is "null". Each page goes through sf.csv
 -- (CSV -> a REST-shaped JSON page), sf.page and the mapper exactly like a REST
--- page, is appended and fsynced, then one atomic checkpoint saves the cursor,
--- the output sizes and { job, locator } of the Bulk job. A killed or paused
--- run resumes the same job at the next locator while Salesforce keeps its
--- results (7 days); a job that is gone, or no longer matches the select list,
--- operation or cursor, is replaced by a new one from the saved cursor.
--- Every call goes through job.client:request, so the budget admits each one.
--- Failed/Aborted jobs return "failed" with Salesforce's errorMessage (and are
--- remembered, so "auto" mode can stay with REST for a while).
+-- page, and sink:commit appends it and saves, in the same atomic checkpoint
+-- as the cursor and the output sizes, { job, locator } of the Bulk job. A
+-- killed or paused run resumes the same job at the next locator while
+-- Salesforce keeps its results (7 days); a job that is gone, or no longer
+-- matches the select list, operation or cursor, is replaced by a new one
+-- from the saved cursor. Every call goes through job.client:request, so the
+-- budget admits each one. Failed/Aborted jobs return "failed" with
+-- Salesforce's errorMessage (and are remembered, so "auto" mode can stay with
+-- REST for a while).
 local csv = require "sf.csv"
 local page = require "sf.page"
 local clock = require "sf.clock"
@@ -247,6 +246,108 @@ local function create_job(job, item, ctx, op, select_text)
   return entry, resp.data
 end
 
+-- The saved job of the object, when it can be resumed: the same query from
+-- the same cursor, and still known to Salesforce. Returns entry, info (the
+-- job's state), or nil when a new job is needed, or nil, nil, status,
+-- message, resume_at to end the run.
+local function saved_job(job, object, q)
+  local entry = M.pending(job, object)
+  if not entry then return nil end
+  if entry.select ~= q.select_text or entry.operation ~= q.op
+      or entry.cursor ~= cursor_key(job.state:cursor(object)) then
+    job.log.info("%s: the saved Bulk query job %s no longer matches the query or cursor; starting a new one", object, tostring(entry.job))
+    M.forget(job, object)
+    return nil
+  end
+  local resp, err, code, resume = job.client:request { method = "GET", path = "/jobs/query/" .. entry.job }
+  if not resp then return nil, nil, request_failed(object, "reading Bulk query job " .. entry.job, err, code, resume) end
+  if resp.status == 404 then
+    job.log.info("%s: Bulk query job %s is gone; starting a new one from the saved cursor", object, entry.job)
+    M.forget(job, object)
+    return nil
+  end
+  if resp.status ~= 200 or type(resp.data) ~= "table" then
+    error(http_error(object, "reading Bulk query job " .. entry.job, resp), 0)
+  end
+  local info = resp.data
+  if info.state == "Failed" or info.state == "Aborted" then
+    local msg = string.format("%s: Bulk query job %s %s: %s", object, entry.job, info.state:lower(),
+      tostring(info.errorMessage or "(Salesforce gave no errorMessage)"))
+    remember_failure(job, object, entry.job, msg)
+    return nil, nil, "failed", msg
+  end
+  job.log.info("%s: resuming Bulk query job %s (%s)%s", object, entry.job, tostring(info.state),
+    entry.locator and " at its next results page" or "")
+  return entry, info
+end
+
+-- One results page as a mapped page committed by the sink; the saved job's
+-- locator moves on in the same checkpoint (or the job is forgotten after its
+-- last page). Returns the next locator or nil.
+local function commit_results(job, item, ctx, entry, resp)
+  local object, st = item.object, ctx.sink.st
+  local next_loc = resp.headers["sforce-locator"]
+  if next_loc == "" or next_loc == "null" then next_loc = nil end
+  local body, n_or_err, ccode = csv.to_page(resp.body, ctx.columns, object, st.total)
+  resp.body = nil   -- the CSV text can go before the page is parsed and mapped
+  if not body then
+    error(string.format("%s: Bulk results of job %s: %s (%s)", object, entry.job, tostring(n_or_err), tostring(ccode)), 0)
+  end
+  local p, perr = page.parse(body)
+  if not p then error(object .. ": Bulk results page does not parse as a query page: " .. tostring(perr), 0) end
+  local lines, rejects, ps = ctx.mp:map_page(p)
+  p:close()
+  ctx.sink:commit(lines, rejects, ps, function()
+    if next_loc then
+      entry.locator = next_loc
+      if ps.last_id then entry.cursor = cursor_key { ts = ps.last_ts, id = ps.last_id } end
+      save_entry(job, object, entry)
+    else
+      M.forget(job, object)
+    end
+  end)
+  if ctx.progress then ctx.progress() end
+  return next_loc
+end
+
+-- Reads a complete job's results pages from its saved locator. Returns
+-- status, message, resume_at; or "restart" when the job's results are gone
+-- before a first page (may_restart): a new job from the saved cursor is
+-- exactly where this one's next page would have started.
+local function read_results(job, item, ctx, q, entry, may_restart)
+  local object = item.object
+  local locator = entry.locator
+  while true do
+    if signal.pending() then return stopped() end
+    local path = "/jobs/query/" .. entry.job .. "/results?maxRecords=" .. q.max_records
+    if locator then path = path .. "&locator=" .. http.urlencode(locator) end
+    local resp, err, code, resume = job.client:request {
+      method = "GET", path = path, headers = { Accept = "text/csv" }, max_bytes = q.max_bytes,
+    }
+    if not resp and code == "TOO_LARGE" and q.max_records > M.MIN_RECORDS then
+      q.max_records = math.max(M.MIN_RECORDS, q.max_records // 2)
+      job.log.info("%s: a Bulk results page exceeds %d bytes; asking for %d records per page", object, q.max_bytes, q.max_records)
+    else
+      if not resp then return request_failed(object, "reading Bulk query results", err, code, resume) end
+      if resp.status ~= 200 then
+        local ecode = client_mod.error_code(resp)
+        if may_restart and (resp.status == 404 or ecode == "INVALID_LOCATOR" or ecode == "INVALIDJOBSTATE") then
+          job.log.info("%s: results of Bulk query job %s are gone (HTTP %d %s); starting a new job", object, entry.job,
+            resp.status, tostring(ecode))
+          M.forget(job, object)
+          return "restart"
+        end
+        -- The saved job and locator stay consistent with the checkpoint: the
+        -- next run resumes there (or replaces the job if its results are gone).
+        error(http_error(object, "reading Bulk query results of job " .. entry.job, resp), 0)
+      end
+      locator = commit_results(job, item, ctx, entry, resp)
+      if not locator then return "done" end
+      may_restart = false
+    end
+  end
+end
+
 -- Imports one object through a Bulk 2.0 query job. Returns "done", or
 -- "paused"/"stopped" with a message (and resume_at for a budget pause), or
 -- "failed" with "<Object>: Bulk query job <id> failed: <errorMessage>" when
@@ -256,132 +357,32 @@ end
 -- Anything else unexpected raises.
 function M.run_object(job, item, ctx)
   local object = item.object
-  local log = job.log
-  local rejects = ctx.rejects or job.rejects
-  local st = ctx.st
-  local sleep = ctx.sleep or job.client.sleep or clock.sleep
+  local ok, why = M.eligible(ctx.select, nil)
+  if not ok then error("sf.import.bulk.run_object: " .. object .. " " .. why .. ": Bulk API 2.0 cannot run it", 2) end
   local all = ctx.all
   if all == nil then all = not (job.recipe and job.recipe.deletions == false) end
-  local op = all and "queryAll" or "query"
-  local ok, why = M.eligible(ctx.select, nil)
-  if not ok then error("sf.bulk.run_object: " .. object .. " " .. why .. ": Bulk API 2.0 cannot run it", 2) end
-  local select_text = table.concat(ctx.select, ", ")
-  local max_records = ctx.max_records or M.DEFAULT_MAX_RECORDS
-  local max_bytes = ctx.max_bytes or M.MAX_PAGE_BYTES
+  local q = { op = all and "queryAll" or "query", select_text = table.concat(ctx.select, ", "),
+              max_records = ctx.max_records or M.DEFAULT_MAX_RECORDS, max_bytes = ctx.max_bytes or M.MAX_PAGE_BYTES }
+  local sleep = ctx.sleep or job.client.sleep or clock.sleep
 
-  -- A saved job is resumed only when it is the same query from the same cursor.
-  local entry = M.pending(job, object)
-  if entry and (entry.select ~= select_text or entry.operation ~= op
-                or entry.cursor ~= cursor_key(job.state:cursor(object))) then
-    log.info("%s: the saved Bulk query job %s no longer matches the query or cursor; starting a new one", object, tostring(entry.job))
-    M.forget(job, object)
-    entry = nil
-  end
-  local info
-  if entry then
-    local resp, err, code, resume = job.client:request { method = "GET", path = "/jobs/query/" .. entry.job }
-    if not resp then return request_failed(object, "reading Bulk query job " .. entry.job, err, code, resume) end
-    if resp.status == 200 and type(resp.data) == "table" then
-      info = resp.data
-      if info.state == "Failed" or info.state == "Aborted" then
-        local msg = string.format("%s: Bulk query job %s %s: %s", object, entry.job, info.state:lower(),
-          tostring(info.errorMessage or "(Salesforce gave no errorMessage)"))
-        remember_failure(job, object, entry.job, msg)
-        return "failed", msg
-      end
-      log.info("%s: resuming Bulk query job %s (%s)%s", object, entry.job, tostring(info.state),
-        entry.locator and " at its next results page" or "")
-    elseif resp.status == 404 then
-      log.info("%s: Bulk query job %s is gone; starting a new one from the saved cursor", object, entry.job)
-      M.forget(job, object)
-      entry = nil
-    else
-      error(http_error(object, "reading Bulk query job " .. entry.job, resp), 0)
-    end
-  end
-
-  local pages_here, restarts = 0, 0
+  local entry, info, status, message, resume_at = saved_job(job, object, q)
+  if status then return status, message, resume_at end
+  local may_restart = true
   while true do
     if not entry then
       if signal.pending() then return stopped() end
-      local e, a, b, c = create_job(job, item, ctx, op, select_text)
-      if not e then return a, b, c end
-      entry, info = e, a
+      local created, created_info, failed_message, failed_resume = create_job(job, item, ctx, q.op, q.select_text)
+      if not created then return created_info, failed_message, failed_resume end
+      entry, info = created, created_info
     end
     if info.state ~= "JobComplete" then
-      local status, message, resume_at, done_info = wait_job(job, object, entry.job, ctx, sleep)
+      status, message, resume_at, info = wait_job(job, object, entry.job, ctx, sleep)
       if status ~= "done" then return status, message, resume_at end
-      info = done_info
     end
-    if st.total == nil then st.total = math.tointeger(info.numberRecordsProcessed) end
-
-    -- results pages
-    local locator = entry.locator
-    local restart = false
-    while true do
-      if signal.pending() then return stopped() end
-      local path = "/jobs/query/" .. entry.job .. "/results?maxRecords=" .. max_records
-      if locator then path = path .. "&locator=" .. http.urlencode(locator) end
-      local resp, err, code, resume = job.client:request {
-        method = "GET", path = path, headers = { Accept = "text/csv" }, max_bytes = max_bytes,
-      }
-      if not resp and code == "TOO_LARGE" and max_records > M.MIN_RECORDS then
-        max_records = math.max(M.MIN_RECORDS, max_records // 2)
-        log.info("%s: a Bulk results page exceeds %d bytes; asking for %d records per page", object, max_bytes, max_records)
-        goto continue
-      end
-      if not resp then return request_failed(object, "reading Bulk query results", err, code, resume) end
-      if resp.status ~= 200 then
-        local ecode = client_mod.error_code(resp)
-        if pages_here == 0 and restarts == 0 and (resp.status == 404 or ecode == "INVALID_LOCATOR" or ecode == "INVALIDJOBSTATE") then
-          -- The saved job's results expired: a new job from the saved cursor
-          -- (which is exactly where that job's next page would have started).
-          log.info("%s: results of Bulk query job %s are gone (HTTP %d %s); starting a new job", object, entry.job,
-            resp.status, tostring(ecode))
-          M.forget(job, object)
-          entry, info, restart = nil, nil, true
-          restarts = restarts + 1
-          break
-        end
-        -- The saved job and locator stay consistent with the checkpoint: the
-        -- next run resumes there (or replaces the job if its results are gone).
-        error(http_error(object, "reading Bulk query results of job " .. entry.job, resp), 0)
-      end
-      do
-        local next_loc = resp.headers["sforce-locator"]
-        if next_loc == "" or next_loc == "null" then next_loc = nil end
-        local body, n_or_err, ccode = csv.to_page(resp.body, ctx.columns, object, st.total)
-        if not body then
-          error(string.format("%s: Bulk results of job %s: %s (%s)", object, entry.job, tostring(n_or_err), tostring(ccode)), 0)
-        end
-        resp = nil
-        local p, perr = page.parse(body)
-        if not p then error(object .. ": Bulk results page does not parse as a query page: " .. tostring(perr), 0) end
-        local lines, rejs, ps = ctx.mp:map_page(p)
-        p:close()
-        if #lines > 0 then ctx.out:write(lines) end
-        if #rejs > 0 then rejects:write(rejs) end
-        -- Durability order: data first, then the state that points past it.
-        ctx.out:sync()
-        rejects:sync()
-        if next_loc then
-          entry.locator = next_loc
-          if ps.last_id then entry.cursor = cursor_key { ts = ps.last_ts, id = ps.last_id } end
-          save_entry(job, object, entry)
-        else
-          M.forget(job, object)
-        end
-        ctx.checkpoint(ps)   -- one atomic write: cursor, output sizes, bulk { job, locator }
-        pages_here = pages_here + 1
-        st.records, st.deleted, st.rejected, st.pages =
-          st.records + ps.records, st.deleted + ps.deleted, st.rejected + ps.rejected, st.pages + 1
-        if ctx.progress then ctx.progress() end
-        if not next_loc then return "done" end
-        locator = next_loc
-      end
-      ::continue::
-    end
-    if not restart then return "done" end
+    if ctx.sink.st.total == nil then ctx.sink.st.total = math.tointeger(info.numberRecordsProcessed) end
+    status, message, resume_at = read_results(job, item, ctx, q, entry, may_restart)
+    if status ~= "restart" then return status, message, resume_at end
+    entry, info, may_restart = nil, nil, false
   end
 end
 

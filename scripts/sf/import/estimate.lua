@@ -13,7 +13,7 @@
 -- already spent in the current 24-hour window into account. The product
 -- documents' rule of thumb (records / daily calls) assumes one call per
 -- record; paging makes a run about batch_size times cheaper.
-local import = require "sf.import"
+local plan = require "sf.import.plan"
 local jobs = require "sf.jobs"
 local mapping = require "sf.mapping"
 
@@ -24,7 +24,7 @@ function M.calls_for(n, batch, describe)
   return (describe == false and 0 or 1) + math.max(1, math.ceil(n / batch))
 end
 
--- A Bulk API 2.0 query job instead (sf.bulk): one create, polls (about two;
+-- A Bulk API 2.0 query job instead (sf.import.bulk): one create, polls (about two;
 -- they depend on Salesforce's load) and one call per results page. Used in
 -- mode "bulk", or in "auto" after the first REST page when more than
 -- bulk_threshold records are still due; never for queries with child
@@ -42,7 +42,7 @@ end
 
 -- Will the run find this object's describe in its cache, or call for it?
 local function needs_describe(job, object)
-  return jobs.cached_describe(job, object, import.DESCRIBE_TTL) == nil
+  return jobs.cached_describe(job, object, plan.DESCRIBE_TTL) == nil
 end
 
 -- Days to spend `calls` with `per_day` calls per rolling 24 h when `used`
@@ -55,7 +55,7 @@ function M.days_for(calls, per_day, used)
 end
 
 local function count_query(item, cursor)
-  local q = import.build_query({ "COUNT()" }, item.object, item.timestamp_field, item.since, cursor)
+  local q = plan.build_query({ "COUNT()" }, item.object, item.timestamp_field, item.since, cursor)
   return (q:gsub(" ORDER BY .*$", ""))
 end
 M.count_query = count_query
