@@ -6,7 +6,7 @@
 -- audience have the audiences field updated. After the backfill of the file,
 -- `input.follow = true` (or --follow) keeps reading stdin for real-time changes.
 --
--- Input: one profile per line (format in scripts/sf/profiles.lua), e.g.
+-- Input: one profile per line (format in scripts/sf/export/profiles.lua), e.g.
 --   {"id":"u1","fields":{"email":"ada@engines.example","last_name":"Lovelace"},
 --    "audiences":["power"],"scores":{"quality":87},"affinities":{"math":0.9},
 --    "consent":["marketing"],"event":"update"}

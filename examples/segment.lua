@@ -11,7 +11,7 @@
 --
 -- identify: the Lead is looked up by email (or by the lookup_fields below,
 -- combined with AND) and updated, or created. Traits map as Segment documents
--- (scripts/sf/segment.lua): name split into FirstName/LastName, company as a
+-- (scripts/sf/export/segment.lua): name split into FirstName/LastName, company as a
 -- string or {name=...}, address object or top-level street/city/state/
 -- postalCode/country, title, phone, rating, ...; custom traits (camelCase) go
 -- to <trait>__c; values are cut to Salesforce's lengths.

@@ -1,10 +1,10 @@
--- The export's input side: sf.profiles (profile lines, Segment events, the
--- integrations switch), sf.segment (traits -> Lead/Account fields) and
+-- The export's input side: sf.export.profiles (profile lines, Segment events, the
+-- integrations switch), sf.export.segment (traits -> Lead/Account fields) and
 -- sf.input (line reader: offsets, long lines, CRLF, follow, timeouts).
 local t = require "tests.tap"
 local cjson = require "cjson"
-local profiles = require "sf.profiles"
-local segment = require "sf.segment"
+local profiles = require "sf.export.profiles"
+local segment = require "sf.export.segment"
 local input = require "sf.input"
 
 -- ---- profile lines ----

@@ -1,9 +1,9 @@
--- scripts/sf/typerules.lua: every export type rule and its edges, table-driven.
+-- scripts/sf/export/typerules.lua: every export type rule and its edges, table-driven.
 -- Each case: { describe field, input, expected } where expected is the value
 -- sent, or REJECT(reason prefix) for a value skipped with a reason.
 local t = require "tests.tap"
 local cjson = require "cjson"
-local rules = require "sf.typerules"
+local rules = require "sf.export.typerules"
 
 local function REJECT(reason) return { reject = reason } end
 local null = cjson.null

@@ -2,7 +2,7 @@
 -- given describe type accepts, and how they are shaped before sending.
 -- (The product rules, "Exporting Leads" > Advanced Options; edit here.)
 --
---   local typerules = require "sf.typerules"
+--   local typerules = require "sf.export.typerules"
 --   local v, reason = typerules.coerce(value, field)   -- field: one describe field entry
 --     v       the value to send (string, integer, float or boolean)
 --     nil, reason   the value does not fit the field: leave the field out of

@@ -1,6 +1,6 @@
 -- Export input: one NDJSON line -> one normalised user (or account).
 --
---   local profiles = require "sf.profiles"
+--   local profiles = require "sf.export.profiles"
 --   local u, reason, message = profiles.parse(line, { format = "profiles" | "segment",
 --                                                     integration = "Salesforce",
 --                                                     require_explicit = true })

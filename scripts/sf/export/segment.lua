@@ -3,7 +3,7 @@
 -- export job then applies the type rules (values cut to Salesforce's lengths),
 -- looks the record up and creates or updates it.
 --
---   local segment = require "sf.segment"
+--   local segment = require "sf.export.segment"
 --   local sf, custom = segment.lead_fields(traits)
 --   local sf, custom = segment.account_fields(traits, group_id, { address = "billing" })
 --     sf      { SalesforceField = value, ... }
@@ -37,8 +37,8 @@
 -- avatar, birthday, createdAt, gender, username, plan, email on an Account)
 -- are not sent. Numbers sent to text fields (postalCode 94115, phone) become
 -- text.
-local typerules = require "sf.typerules"
-local profiles = require "sf.profiles"
+local typerules = require "sf.export.typerules"
+local profiles = require "sf.export.profiles"
 local cjson = require "cjson.safe"
 
 local M = {}
