@@ -187,105 +187,13 @@ size_t sf_csv_datetime(const char *s, size_t n, char *out)
     return n + 4;
 }
 
-/* ---- the output buffer ---- */
-
-static void *buf_alloc(sf_csv_buf *b, void *p, size_t osize, size_t nsize)
-{
-    if (b->alloc != NULL) return b->alloc(b->ud, p, osize, nsize);
-    if (nsize == 0) {
-        free(p);
-        return NULL;
-    }
-    return realloc(p, nsize);
-}
-
-void sf_csv_buf_free(sf_csv_buf *b)
-{
-    if (b->p != NULL) buf_alloc(b, b->p, b->cap, 0);
-    b->p = NULL;
-    b->n = b->cap = b->start = 0;
-}
-
-/* Room for extra more bytes; -1 when out of memory. */
-static int reserve(sf_csv_buf *b, size_t extra)
-{
-    size_t want, ncap;
-    char *np;
-    if (extra <= b->cap - b->n) return 0;
-    if (extra > (size_t)-1 / 2 - b->n) return -1;
-    want = b->n + extra;
-    ncap = b->cap ? b->cap : 4096;
-    while (ncap < want) ncap *= 2;
-    np = buf_alloc(b, b->p, b->cap, ncap);
-    if (np == NULL) return -1;
-    b->p = np;
-    b->cap = ncap;
-    return 0;
-}
-
-static int put(sf_csv_buf *b, const char *s, size_t n)
-{
-    if (reserve(b, n) != 0) return -1;
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    return 0;
-}
-
-#define PUTLIT(b, lit) put((b), (lit), sizeof(lit) - 1)
-
-static const char hexd[] = "0123456789abcdef";
+/* ---- the output buffer (strbuf.h) ---- */
 
 /* Appends s[0..len) as a JSON string; dq: "" pairs stand for one quote.
  * Returns 0, -1 (out of memory) or -2 (invalid UTF-8 at s + *bad). */
-static int put_str(sf_csv_buf *b, const char *s, size_t len, int dq, size_t *bad)
+static int put_str(sf_strbuf *b, const char *s, size_t len, int dq, size_t *bad)
 {
-    size_t i = 0;
-    char *o;
-    if (len > ((size_t)-1 - 2) / 6 || reserve(b, len * 6 + 2) != 0) return -1;
-    o = b->p + b->n;
-    *o++ = '"';
-    while (i < len) {
-        size_t j = i;
-        unsigned char c;
-        while (j < len && (c = (unsigned char)s[j]) >= 0x20 && c != '"' && c != '\\' && c < 0x80)
-            j++;
-        memcpy(o, s + i, j - i);
-        o += j - i;
-        i = j;
-        if (i >= len) break;
-        c = (unsigned char)s[i];
-        if (c >= 0x80) {
-            size_t k = json_utf8_seq(s + i, len - i);
-            if (k == 0) {
-                *bad = i;
-                return -2;
-            }
-            memcpy(o, s + i, k);
-            o += k;
-            i += k;
-            continue;
-        }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; i += dq ? 2 : 1; continue;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        default:
-            *o++ = 'u';
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = hexd[c >> 4];
-            *o++ = hexd[c & 15];
-        }
-        i++;
-    }
-    *o++ = '"';
-    b->n = (size_t)(o - b->p);
-    return 0;
+    return sf_strbuf_json(b, s, len, SF_JSON_STRICT | (dq ? SF_JSON_CSV_DQ : 0), bad);
 }
 
 /* ---- header -> tree of keys ---- */
@@ -304,14 +212,15 @@ typedef struct conv {
     const char *s;
     size_t n;
     sf_csv_error *err;
-    sf_csv_buf *out;
-    sf_csv_buf keys;           /* rendered keys, then the record prefix */
+    sf_strbuf *out;
+    sf_strbuf keys;            /* rendered keys, then the record prefix */
     node *nodes;               /* owned; nodes[0] is the record itself */
     size_t nnodes, nodes_cap;
     uint32_t *leaves;          /* owned; leaf columns in tree order */
-    size_t nleaves;
+    size_t nleaves, leaves_cap;
     const uint8_t *types;
-    sf_csv_cell *cells;        /* owned; one record */
+    sf_csv_cell *cells;        /* owned; one record (cells_cap cells) */
+    size_t cells_cap;
     char *names;               /* owned; unquoted header names */
     size_t names_cap;
     size_t rec_off, rec_len;   /* {"attributes":{"type":"Lead"} in keys */
@@ -345,9 +254,19 @@ static int reader_err(conv *cv, const sf_csv_reader *r)
     return set_err(cv->err, "CSV", sf_csv_line_of(cv->s, cv->n, r->err_off), "%s", r->err_msg);
 }
 
-static void *cv_alloc(conv *cv, void *p, size_t osize, size_t nsize)
+/* Temporaries come from the output's allocator (a memory cap sees them):
+ * an array of count elements of elem bytes, NULL when out of memory or when
+ * the size overflows; cv_free gives it back. */
+static void *cv_array(conv *cv, size_t count, size_t elem)
 {
-    return buf_alloc(cv->out, p, osize, nsize);
+    size_t bytes;
+    if (sf_size_mul(count, elem, &bytes) != 0) return NULL;
+    return sf_mem(cv->out->alloc, cv->out->ud, NULL, 0, bytes);
+}
+
+static void cv_free(conv *cv, void *p, size_t count, size_t elem)
+{
+    if (p != NULL) sf_mem(cv->out->alloc, cv->out->ud, p, count * elem /* allocated */, 0);
 }
 
 static int32_t new_node(conv *cv, int32_t parent, const char *name, size_t nlen, int32_t col)
@@ -402,11 +321,13 @@ static int build_tree(conv *cv, const sf_csv_cell *hdr, size_t ncols, const char
         segs++;
         for (; p < e; p++) segs += *p == '.';
     }
+    if (segs > INT32_MAX) return set_err(cv->err, "CSV", 1, "the header has too many columns");
     cv->names_cap = total ? total : 1;
-    cv->names = cv_alloc(cv, NULL, 0, cv->names_cap);
+    cv->names = cv_array(cv, cv->names_cap, 1);
     cv->nodes_cap = segs;
-    cv->nodes = cv_alloc(cv, NULL, 0, segs * sizeof(node));
-    cv->leaves = cv_alloc(cv, NULL, 0, (ncols ? ncols : 1) * sizeof(uint32_t));
+    cv->nodes = cv_array(cv, segs, sizeof(node));
+    cv->leaves_cap = ncols ? ncols : 1;
+    cv->leaves = cv_array(cv, cv->leaves_cap, sizeof(uint32_t));
     if (cv->names == NULL || cv->nodes == NULL || cv->leaves == NULL) return oom(cv->err);
     new_node(cv, -1, "", 0, -1);
     for (i = 0; i < ncols; i++) {
@@ -448,14 +369,14 @@ static int build_tree(conv *cv, const sf_csv_cell *hdr, size_t ncols, const char
         rc = put_str(&cv->keys, nd->name, nd->nlen, 0, &bad);
         if (rc == -2)
             return set_err(cv->err, "CSV", 1, "invalid UTF-8 in the header");
-        if (rc != 0 || PUTLIT(&cv->keys, ":") != 0) return oom(cv->err);
+        if (rc != 0 || sf_strbuf_addlit(&cv->keys, ":") != 0) return oom(cv->err);
         nd->key_len = cv->keys.n - nd->key_off;
     }
     cv->rec_off = cv->keys.n;
-    if (PUTLIT(&cv->keys, "{\"attributes\":{\"type\":") != 0) return oom(cv->err);
+    if (sf_strbuf_addlit(&cv->keys, "{\"attributes\":{\"type\":") != 0) return oom(cv->err);
     rc = put_str(&cv->keys, object, objlen, 0, &bad);
     if (rc == -2) return set_err(cv->err, "CSV", 0, "sf.csv.to_page: object is not valid UTF-8");
-    if (rc != 0 || PUTLIT(&cv->keys, "}") != 0) return oom(cv->err);
+    if (rc != 0 || sf_strbuf_addlit(&cv->keys, "}") != 0) return oom(cv->err);
     cv->rec_len = cv->keys.n - cv->rec_off;
     return 0;
 }
@@ -472,19 +393,19 @@ static int put_value(conv *cv, uint32_t col)
 {
     const sf_csv_cell *c = &cv->cells[col];
     const char *t = cv->s + c->off;
-    sf_csv_buf *b = cv->out;
+    sf_strbuf *b = cv->out;
     size_t bad;
     int rc;
-    if (c->len == 0) return PUTLIT(b, "null");
+    if (c->len == 0) return sf_strbuf_addlit(b, "null");
     if (!c->dq) {
         switch (cv->types[col]) {
         case SF_CSV_BOOL:
-            if (is_word(t, c->len, "true", 4)) return PUTLIT(b, "true");
-            if (is_word(t, c->len, "false", 5)) return PUTLIT(b, "false");
+            if (is_word(t, c->len, "true", 4)) return sf_strbuf_addlit(b, "true");
+            if (is_word(t, c->len, "false", 5)) return sf_strbuf_addlit(b, "false");
             break;
         case SF_CSV_INT:
         case SF_CSV_NUMBER:
-            if (json_is_number(t, c->len)) return put(b, t, c->len);
+            if (json_is_number(t, c->len)) return sf_strbuf_add(b, t, c->len);
             break;
         case SF_CSV_DATE:
         case SF_CSV_DATETIME:
@@ -492,7 +413,7 @@ static int put_value(conv *cv, uint32_t col)
                 char tmp[48];
                 size_t k = sf_csv_datetime(t, c->len, tmp);
                 if (k > 0) {
-                    if (reserve(b, k + 2) != 0) return -1;
+                    if (sf_strbuf_reserve(b, k + 2) != 0) return -1;
                     b->p[b->n++] = '"';
                     memcpy(b->p + b->n, tmp, k);
                     b->n += k;
@@ -518,9 +439,9 @@ static int put_members(conv *cv, int32_t id)
     int first = 1;
     for (ch = cv->nodes[id].first; ch >= 0; ch = cv->nodes[ch].next) {
         const node *nd = &cv->nodes[ch];
-        if (!first && PUTLIT(cv->out, ",") != 0) return oom(cv->err);
+        if (!first && sf_strbuf_addlit(cv->out, ",") != 0) return oom(cv->err);
         first = 0;
-        if (put(cv->out, cv->keys.p + nd->key_off, nd->key_len) != 0) return oom(cv->err);
+        if (sf_strbuf_add(cv->out, cv->keys.p + nd->key_off, nd->key_len) != 0) return oom(cv->err);
         if (nd->col >= 0) {
             if (put_value(cv, (uint32_t)nd->col) != 0) return cv->err->code ? -1 : oom(cv->err);
         } else {
@@ -529,11 +450,11 @@ static int put_members(conv *cv, int32_t id)
             for (k = 0; k < nd->leaf_n && empty; k++)
                 empty = cv->cells[cv->leaves[nd->leaf_first + k]].len == 0;
             if (empty) {
-                if (PUTLIT(cv->out, "null") != 0) return oom(cv->err);
+                if (sf_strbuf_addlit(cv->out, "null") != 0) return oom(cv->err);
             } else {
-                if (PUTLIT(cv->out, "{") != 0) return oom(cv->err);
+                if (sf_strbuf_addlit(cv->out, "{") != 0) return oom(cv->err);
                 if (put_members(cv, ch) != 0) return -1;
-                if (PUTLIT(cv->out, "}") != 0) return oom(cv->err);
+                if (sf_strbuf_addlit(cv->out, "}") != 0) return oom(cv->err);
             }
         }
     }
@@ -546,7 +467,7 @@ static int put_members(conv *cv, int32_t id)
  * an eighth for escapes. Embedded line breaks only make it generous. */
 static int presize(conv *cv, const sf_csv_reader *r)
 {
-    size_t lines = 1, per = cv->rec_len + 2, i, want;
+    size_t lines = 1, per = cv->rec_len + 2, rest = cv->n - r->pos, i, want;
     const char *p = cv->s + r->pos, *e = cv->s + cv->n;
     while (p < e) {
         const char *q = memchr(p, '\n', (size_t)(e - p));
@@ -554,10 +475,14 @@ static int presize(conv *cv, const sf_csv_reader *r)
         lines++;
         p = q + 1;
     }
-    for (i = 1; i < cv->nnodes; i++) per += cv->nodes[i].key_len + 3;
-    if (lines > ((size_t)-1 / 4) / per) return 0;  /* absurd: let doubling handle it */
-    want = lines * per + (cv->n - r->pos) + (cv->n - r->pos) / 8 + 16;
-    return reserve(cv->out, want);
+    /* an estimate that overflows is absurd: growth by doubling takes over */
+    for (i = 1; i < cv->nnodes; i++)
+        if (sf_size_add(per, cv->nodes[i].key_len, &per) != 0 || sf_size_add(per, 3, &per) != 0)
+            return 0;
+    if (sf_size_mul(lines, per, &want) != 0 || sf_size_add(want, rest, &want) != 0 ||
+        sf_size_add(want, rest / 8 + 16, &want) != 0)
+        return 0;
+    return sf_strbuf_reserve(cv->out, want);
 }
 
 long sf_csv_header(const char *csv, size_t n, sf_csv_cell *cells, size_t max, sf_csv_error *err)
@@ -578,8 +503,8 @@ long sf_csv_header_count(const char *csv, size_t n, sf_csv_error *err)
     return sf_csv_header(csv, n, NULL, 0, err);
 }
 
-int sf_csv_to_page(const char *csv, size_t n, const sf_csv_page *pg, sf_csv_buf *out,
-                   size_t *nrec, sf_csv_error *err)
+int sf_csv_to_page(const char *csv, size_t n, const sf_csv_page *pg, sf_strbuf *out,
+                   size_t *start, size_t *nrec, sf_csv_error *err)
 {
     int rc = -1;
     conv cv;
@@ -597,18 +522,19 @@ int sf_csv_to_page(const char *csv, size_t n, const sf_csv_page *pg, sf_csv_buf 
     cv.err = err;
     cv.out = out;
     cv.types = pg->types;
-    cv.keys.alloc = out->alloc;
-    cv.keys.ud = out->ud;
+    sf_strbuf_init(&cv.keys, out->alloc, out->ud);
     *nrec = 0;
+    *start = 0;
 
-    if (reserve(out, PREFIX_ROOM) != 0) {
+    if (sf_strbuf_reserve(out, PREFIX_ROOM) != 0) {
         oom(err);
         goto done;
     }
     out->n = PREFIX_ROOM;
     sf_csv_reader_init(&r, csv, n);
     if (r.pos < n) {
-        cv.cells = cv_alloc(&cv, NULL, 0, (pg->ncols + 1) * sizeof(sf_csv_cell));
+        cv.cells_cap = pg->ncols + 1;  /* one more detects a row that is too long */
+        cv.cells = cv.cells_cap > pg->ncols ? cv_array(&cv, cv.cells_cap, sizeof(sf_csv_cell)) : NULL;
         if (cv.cells == NULL) {
             oom(err);
             goto done;
@@ -640,22 +566,22 @@ int sf_csv_to_page(const char *csv, size_t n, const sf_csv_page *pg, sf_csv_buf 
                         pg->ncols, nc);
                 goto done;
             }
-            if (count > 0 && PUTLIT(out, ",") != 0) {
+            if (count > 0 && sf_strbuf_addlit(out, ",") != 0) {
                 oom(err);
                 goto done;
             }
-            if (put(out, cv.keys.p + cv.rec_off, cv.rec_len) != 0) {
+            if (sf_strbuf_add(out, cv.keys.p + cv.rec_off, cv.rec_len) != 0) {
                 oom(err);
                 goto done;
             }
             if (cv.nodes[0].first >= 0) {
-                if (PUTLIT(out, ",") != 0) {
+                if (sf_strbuf_addlit(out, ",") != 0) {
                     oom(err);
                     goto done;
                 }
                 if (put_members(&cv, 0) != 0) goto done;
             }
-            if (PUTLIT(out, "}") != 0) {
+            if (sf_strbuf_addlit(out, "}") != 0) {
                 oom(err);
                 goto done;
             }
@@ -665,7 +591,7 @@ int sf_csv_to_page(const char *csv, size_t n, const sf_csv_page *pg, sf_csv_buf 
         set_err(err, "CSV", 1, "the text has no header, %zu types were given", pg->ncols);
         goto done;
     }
-    if (PUTLIT(out, "]}") != 0) {
+    if (sf_strbuf_addlit(out, "]}") != 0) {
         oom(err);
         goto done;
     }
@@ -675,17 +601,17 @@ int sf_csv_to_page(const char *csv, size_t n, const sf_csv_page *pg, sf_csv_buf 
         set_err(err, "CSV", 0, "sf.csv: totalSize out of range");
         goto done;
     }
-    out->start = PREFIX_ROOM - (size_t)plen;
-    memcpy(out->p + out->start, prefix, (size_t)plen);
+    *start = PREFIX_ROOM - (size_t)plen;
+    memcpy(out->p + *start, prefix, (size_t)plen);
     *nrec = count;
     rc = 0;
 done:
     /* temporaries, in reverse order of allocation; out is the caller's */
-    if (cv.leaves != NULL) cv_alloc(&cv, cv.leaves, (pg->ncols ? pg->ncols : 1) * sizeof(uint32_t), 0);
-    if (cv.nodes != NULL) cv_alloc(&cv, cv.nodes, cv.nodes_cap * sizeof(node), 0);
-    if (cv.names != NULL) cv_alloc(&cv, cv.names, cv.names_cap, 0);
-    if (cv.cells != NULL) cv_alloc(&cv, cv.cells, (pg->ncols + 1) * sizeof(sf_csv_cell), 0);
-    sf_csv_buf_free(&cv.keys);
+    cv_free(&cv, cv.leaves, cv.leaves_cap, sizeof(uint32_t));
+    cv_free(&cv, cv.nodes, cv.nodes_cap, sizeof(node));
+    cv_free(&cv, cv.names, cv.names_cap, 1);
+    cv_free(&cv, cv.cells, cv.cells_cap, sizeof(sf_csv_cell));
+    sf_strbuf_free(&cv.keys);
     return rc;
 }
 
@@ -693,16 +619,16 @@ done:
 
 #define BOX_MT "sf.csv.buffer"
 
-/* A userdata owning one sf_csv_buf (or a scratch block), freed by __gc, so a
- * Lua error at any point leaks nothing. */
+/* A userdata owning one output buffer, freed by __gc, so a Lua error at any
+ * point leaks nothing. */
 typedef struct box {
-    sf_csv_buf b;
+    sf_strbuf b;
 } box;
 
 static int box_gc(lua_State *L)
 {
     box *bx = luaL_checkudata(L, 1, BOX_MT);
-    sf_csv_buf_free(&bx->b);
+    sf_strbuf_free(&bx->b);
     return 0;
 }
 
@@ -710,9 +636,8 @@ static box *new_box(lua_State *L)
 {
     void *ud;
     box *bx = lua_newuserdatauv(L, sizeof *bx, 0);
-    memset(bx, 0, sizeof *bx);
-    bx->b.alloc = (json_alloc_fn)lua_getallocf(L, &ud);
-    bx->b.ud = ud;
+    sf_alloc_fn alloc = (sf_alloc_fn)lua_getallocf(L, &ud);
+    sf_strbuf_init(&bx->b, alloc, ud);
     luaL_setmetatable(L, BOX_MT);
     return bx;
 }
@@ -776,7 +701,7 @@ static int l_to_page(lua_State *L)
     sf_csv_cell *hdr = NULL;
     uint8_t *types = NULL;
     box *out;
-    size_t nrec = 0, i;
+    size_t nrec = 0, start = 0, i;
     long ncols;
 
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -810,13 +735,13 @@ static int l_to_page(lua_State *L)
     pg.types = types;
     pg.ncols = (size_t)ncols;
     pg.total_size = (long long)total;
-    if (sf_csv_to_page(text, n, &pg, &out->b, &nrec, &err) != 0) {
-        sf_csv_buf_free(&out->b);
+    if (sf_csv_to_page(text, n, &pg, &out->b, &start, &nrec, &err) != 0) {
+        sf_strbuf_free(&out->b);
         if (strcmp(err.code, "MEMORY") == 0) return luaL_error(L, "%s", err.msg);
         return push_csv_fail(L, &err);
     }
-    lua_pushlstring(L, out->b.p + out->b.start, out->b.n - out->b.start);
-    sf_csv_buf_free(&out->b);
+    lua_pushlstring(L, out->b.p + start, out->b.n - start);
+    sf_strbuf_free(&out->b);
     lua_pushinteger(L, (lua_Integer)nrec);
     return 2;
 }

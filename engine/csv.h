@@ -3,8 +3,9 @@
  *
  * The reader walks the text in place: a cell is a span of the input (for a
  * quoted cell, the bytes between the quotes, "" pairs still doubled). The
- * converter writes one JSON document into one growable buffer. Nothing here
- * calls Lua, so nothing here can raise: failures are return values. */
+ * converter writes one JSON document into one growable buffer (strbuf.h).
+ * Nothing here calls Lua, so nothing here can raise: failures are return
+ * values. */
 #ifndef SF_CSV_H
 #define SF_CSV_H
 
@@ -12,6 +13,7 @@
 #include <stdint.h>
 
 #include "json.h"
+#include "strbuf.h"
 
 /* The JSON type a column's values get (from its describe type). */
 enum sf_csv_type {
@@ -59,19 +61,6 @@ size_t sf_csv_unquote(const char *s, const sf_csv_cell *c, char *out);
  * Returns the length written, or 0 when s[0..n) is not of that form. */
 size_t sf_csv_datetime(const char *s, size_t n, char *out);
 
-/* The output buffer. p[start .. start + n) is the document; the converter
- * reserves room in front of the records for the page's prefix. */
-typedef struct sf_csv_buf {
-    char *p;             /* owned: allocated with alloc; free with sf_csv_buf_free */
-    size_t n;            /* bytes used from p[0] */
-    size_t cap;
-    size_t start;        /* where the document begins in p */
-    json_alloc_fn alloc; /* NULL: realloc/free */
-    void *ud;
-} sf_csv_buf;
-
-void sf_csv_buf_free(sf_csv_buf *b);
-
 typedef struct sf_csv_page {
     const char *object;   /* attributes.type of every record */
     size_t objlen;
@@ -94,10 +83,12 @@ long sf_csv_header(const char *csv, size_t n, sf_csv_cell *cells, size_t max, sf
 /* Converts a whole results page into
  *   {"totalSize":N,"done":true,"records":[{"attributes":{"type":"Lead"},"Id":"..",...},...]}
  * with keys in header order, dotted headers as nested objects (null when all
- * their cells are empty), empty cells as null. Returns 0 (out holds the
- * document, *nrec the records) or -1 with err set. out must start zeroed
- * except alloc/ud; on failure it may hold memory: free it either way. */
-int sf_csv_to_page(const char *csv, size_t n, const sf_csv_page *pg, sf_csv_buf *out,
-                   size_t *nrec, sf_csv_error *err);
+ * their cells are empty), empty cells as null. Returns 0 (the document is
+ * out->p[*start .. out->n), *nrec the records) or -1 with err set. out must
+ * be empty (its allocator also serves the temporaries); the converter
+ * reserves room in front of the records for the page's prefix, hence
+ * *start. On failure out may hold memory: free it either way. */
+int sf_csv_to_page(const char *csv, size_t n, const sf_csv_page *pg, sf_strbuf *out,
+                   size_t *start, size_t *nrec, sf_csv_error *err);
 
 #endif

@@ -11,6 +11,7 @@
  *   fs.isatty(fd) --> boolean
  *
  * Misuse raises; an errno failure returns nil, "path: strerror", "ENOENT" (sf_errno_code). */
+#include "alloc.h"
 #include "fs.h"
 #include "util.h"
 
@@ -438,11 +439,12 @@ static int l_list(lua_State *L)
         if (e == NULL) break;
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         if (d->n == d->cap) {
-            size_t cap = d->cap ? d->cap * 2 : 16;
-            char **names = realloc(d->names, cap * sizeof *names);
-            if (names == NULL) break;
+            char **names = sf_grow(NULL, NULL, d->names, &d->cap, sizeof *names, d->n + 1);
+            if (names == NULL) {
+                errno = ENOMEM;
+                break;
+            }
             d->names = names;
-            d->cap = cap;
         }
         d->names[d->n] = strdup(e->d_name);
         if (d->names[d->n] == NULL) break;

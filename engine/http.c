@@ -19,6 +19,7 @@
  * connection, because libcurl silently re-sends a request whose reused
  * connection turns out dead, and the server may already have acted on it. Nothing is logged, CURLOPT_VERBOSE is
  * never set. */
+#include "strbuf.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -46,17 +47,12 @@ int luaopen_sf_http(lua_State *L);
 #define MAX_HEADER_BYTES (1u << 20)   /* all response header lines together */
 #define KEEP_BUFFER_BYTES (1u << 20)  /* larger buffers are freed after a request */
 
-struct buf {
-    char *p; /* owned (malloc) */
-    size_t len, cap;
-};
-
 struct client {
     CURL *easy;                 /* owned; NULL when closed. Holds the connection cache */
     CURLU *url;                 /* owned; the url of the request being made */
     struct curl_slist *headers; /* owned; request headers of the request being made */
-    struct buf body;            /* response body, decoded */
-    struct buf head;            /* header lines of the last response */
+    sf_strbuf body;             /* owned (malloc): response body, decoded */
+    sf_strbuf head;             /* owned (malloc): header lines of the last response */
     size_t max_bytes;
     int too_large;              /* set by a callback that aborted the transfer */
     int head_too_large;
@@ -66,41 +62,15 @@ struct client {
 
 /* ---- buffers and callbacks (no Lua in here) ------------------------------ */
 
-static int buf_append(struct buf *b, const char *p, size_t len)
-{
-    if (len > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 16384;
-        char *np;
-        while (cap - b->len < len) {
-            if (cap > SIZE_MAX / 2) return -1;
-            cap *= 2;
-        }
-        np = realloc(b->p, cap);
-        if (np == NULL) return -1;
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, len);
-    b->len += len;
-    return 0;
-}
-
-static void buf_free(struct buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     struct client *c = ud;
-    size_t len = size * n;
-    if (len > c->max_bytes - c->body.len) {
+    size_t len;
+    if (sf_size_mul(size, n, &len) != 0 || len > c->max_bytes - c->body.n) {
         c->too_large = 1;
         return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
     }
-    if (buf_append(&c->body, p, len) != 0) {
+    if (sf_strbuf_add(&c->body, p, len) != 0) {
         c->nomem = 1;
         return 0;
     }
@@ -111,13 +81,17 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     struct client *c = ud;
-    size_t len = size * n;
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) c->head.len = 0; /* a new response (1xx, proxy) */
-    if (len > MAX_HEADER_BYTES - c->head.len) {
+    size_t len;
+    if (sf_size_mul(size, n, &len) != 0) {
         c->head_too_large = 1;
         return 0;
     }
-    if (buf_append(&c->head, p, len) != 0) {
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) c->head.n = 0; /* a new response (1xx, proxy) */
+    if (len > MAX_HEADER_BYTES - c->head.n) {
+        c->head_too_large = 1;
+        return 0;
+    }
+    if (sf_strbuf_add(&c->head, p, len) != 0) {
         c->nomem = 1;
         return 0;
     }
@@ -228,9 +202,9 @@ static void client_clear_request(struct client *c)
     c->headers = NULL;
     curl_url_cleanup(c->url);
     c->url = NULL;
-    if (c->body.cap > KEEP_BUFFER_BYTES) buf_free(&c->body);
-    if (c->head.cap > KEEP_BUFFER_BYTES) buf_free(&c->head);
-    c->body.len = c->head.len = 0;
+    if (c->body.cap > KEEP_BUFFER_BYTES) sf_strbuf_free(&c->body);
+    if (c->head.cap > KEEP_BUFFER_BYTES) sf_strbuf_free(&c->head);
+    c->body.n = c->head.n = 0;
     c->too_large = c->head_too_large = c->nomem = 0;
     c->errbuf[0] = '\0';
 }
@@ -239,8 +213,8 @@ static int l_client_gc(lua_State *L)
 {
     struct client *c = luaL_checkudata(L, 1, CLIENT);
     client_clear_request(c);
-    buf_free(&c->body);
-    buf_free(&c->head);
+    sf_strbuf_free(&c->body);
+    sf_strbuf_free(&c->head);
     if (c->easy != NULL) curl_easy_cleanup(c->easy); /* closes cached connections */
     c->easy = NULL;
     return 0;
@@ -314,9 +288,9 @@ static void build_headers(lua_State *L, struct client *c, int t)
 }
 
 /* Pushes the response headers table from the raw header lines. */
-static void push_headers(lua_State *L, const struct buf *head)
+static void push_headers(lua_State *L, const sf_strbuf *head)
 {
-    size_t i = 0, end = head->len;
+    size_t i = 0, end = head->n;
     const char *p = head->p;
     int first = 1;
     lua_newtable(L); /* stack: headers */
@@ -510,7 +484,7 @@ static int l_request(lua_State *L)
     lua_setfield(L, -2, "status");
     push_headers(L, &c->head);
     lua_setfield(L, -2, "headers");
-    lua_pushlstring(L, c->body.len > 0 ? c->body.p : "", c->body.len);
+    lua_pushlstring(L, c->body.n > 0 ? c->body.p : "", c->body.n);
     lua_setfield(L, -2, "body");
     client_clear_request(c); /* release large buffers now */
     return 1;

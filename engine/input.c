@@ -41,6 +41,8 @@
 #include <lauxlib.h>
 
 #include "signal.h"
+#include "strbuf.h"
+#include "util.h"
 
 int luaopen_sf_input(lua_State *L);
 
@@ -57,8 +59,8 @@ struct reader {
     int follow;         /* regular file: wait at EOF instead of reporting it */
     int eof;            /* read() returned 0 (pipe/tty/file without follow) */
     int skipping;       /* discarding the rest of a too-long line */
-    char *buf;          /* owned; data is buf[start, end) */
-    size_t cap, start, end;
+    sf_strbuf buf;      /* owned (malloc), one fixed size; data is buf.p[start, buf.n) */
+    size_t start;
     size_t scan;        /* bytes from start already searched for '\n' */
     size_t max_line;
     long long consumed; /* absolute offset of buf[start] in the input */
@@ -86,9 +88,8 @@ static void reader_release(struct reader *r)
     if (r->fd >= 0 && !r->is_stdin)
         close(r->fd);
     r->fd = -1;
-    free(r->buf);
-    r->buf = NULL;
-    r->cap = r->start = r->end = r->scan = 0;
+    sf_strbuf_free(&r->buf);
+    r->start = r->scan = 0;
 }
 
 static int reader_close(lua_State *L)
@@ -96,28 +97,6 @@ static int reader_close(lua_State *L)
     struct reader *r = luaL_checkudata(L, 1, READER_MT);
     reader_release(r);
     return 0;
-}
-
-static const char *errno_code(int e)
-{
-    switch (e) {
-    case ENOENT: return "ENOENT";
-    case EACCES: return "EACCES";
-    case EISDIR: return "EISDIR";
-    case EIO: return "EIO";
-    case EBADF: return "EBADF";
-    case ENOMEM: return "ENOMEM";
-    default: return "IO";
-    }
-}
-
-/* Pushes nil, message, code; returns 3. */
-static int push_fail(lua_State *L, const char *code, const char *fmt, const char *a, const char *b)
-{
-    lua_pushnil(L);
-    lua_pushfstring(L, fmt, a, b);
-    lua_pushstring(L, code);
-    return 3;
 }
 
 static lua_Integer opt_integer_field(lua_State *L, int opts, const char *name, lua_Integer def,
@@ -159,10 +138,9 @@ static int input_open(lua_State *L)
     luaL_setmetatable(L, READER_MT);
 
     r->max_line = (size_t)max_line;
-    r->cap = (size_t)max_line + CHUNK;
-    r->buf = malloc(r->cap);
-    if (r->buf == NULL)
-        return push_fail(L, "ENOMEM", "sf.input.open: %s: out of memory%s", path, "");
+    /* the one allocation: the longest line plus one read (max_line <= 64 MiB) */
+    if (sf_strbuf_reserve(&r->buf, (size_t)max_line + CHUNK) != 0)
+        return sf_pushfail(L, "ENOMEM", "sf.input.open: %s: out of memory", path);
     if (strcmp(path, "-") == 0) {
         r->fd = STDIN_FILENO;
         r->is_stdin = 1;
@@ -170,31 +148,31 @@ static int input_open(lua_State *L)
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             int e = errno;
-            return push_fail(L, errno_code(e), "%s: %s", path, strerror(e));
+            return sf_pusherrno(L, e, path);
         }
         r->fd = fd;
     }
     if (fstat(r->fd, &st) != 0) {
         int e = errno;
         reader_release(r);
-        return push_fail(L, errno_code(e), "%s: %s", path, strerror(e));
+        return sf_pusherrno(L, e, path);
     }
     if (S_ISDIR(st.st_mode)) {
         reader_release(r);
-        return push_fail(L, "EISDIR", "%s: %s", path, strerror(EISDIR));
+        return sf_pusherrno(L, EISDIR, path);
     }
     r->regular = S_ISREG(st.st_mode);
     r->follow = follow && r->regular;
     if (offset > 0) {
         if (!r->regular) {
             reader_release(r);
-            return push_fail(L, "SEEK", "%s: cannot resume at an offset: %s", path,
+            return sf_pushfail(L, "SEEK", "%s: cannot resume at an offset: %s", path,
                              "the input is not a regular file");
         }
         if (lseek(r->fd, (off_t)offset, SEEK_SET) < 0) {
             int e = errno;
             reader_release(r);
-            return push_fail(L, errno_code(e), "%s: %s", path, strerror(e));
+            return sf_pusherrno(L, e, path);
         }
         r->consumed = offset;
     }
@@ -224,8 +202,8 @@ static void compact(struct reader *r)
 {
     if (r->start == 0)
         return;
-    memmove(r->buf, r->buf + r->start, r->end - r->start);
-    r->end -= r->start;
+    memmove(r->buf.p, r->buf.p + r->start, r->buf.n - r->start);
+    r->buf.n -= r->start;
     r->start = 0;
 }
 
@@ -235,9 +213,9 @@ static ssize_t fill(struct reader *r)
 {
     ssize_t n;
     compact(r);
-    n = read(r->fd, r->buf + r->end, r->cap - r->end);
+    n = read(r->fd, r->buf.p + r->buf.n, r->buf.cap - r->buf.n);
     if (n > 0) {
-        r->end += (size_t)n;
+        r->buf.n += (size_t)n;
         return n;
     }
     if (n == 0)
@@ -252,9 +230,9 @@ static ssize_t fill(struct reader *r)
 static int push_line(lua_State *L, struct reader *r, size_t len, size_t skip)
 {
     size_t n = len;
-    if (n > 0 && r->buf[r->start + n - 1] == '\r')
+    if (n > 0 && r->buf.p[r->start + n - 1] == '\r')
         n--;
-    lua_pushlstring(L, r->buf + r->start, n);
+    lua_pushlstring(L, r->buf.p + r->start, n);
     r->start += len + skip;
     r->consumed += (long long)(len + skip);
     r->scan = 0;
@@ -279,9 +257,9 @@ static int reader_read_line(lua_State *L)
     double deadline = timeout < 0 ? -1 : now_ms() + timeout;
     for (;;) {
         /* 1. a complete line (or the end of a skipped one) in the buffer? */
-        char *nl = memchr(r->buf + r->start + r->scan, '\n', r->end - r->start - r->scan);
+        char *nl = memchr(r->buf.p + r->start + r->scan, '\n', r->buf.n - r->start - r->scan);
         if (nl != NULL) {
-            size_t len = (size_t)(nl - (r->buf + r->start));
+            size_t len = (size_t)(nl - (r->buf.p + r->start));
             if (r->skipping) {
                 r->skipping = 0;
                 r->skipped = 0;
@@ -292,7 +270,7 @@ static int reader_read_line(lua_State *L)
             }
             {
                 size_t content = len;
-                if (content > 0 && r->buf[r->start + content - 1] == '\r')
+                if (content > 0 && r->buf.p[r->start + content - 1] == '\r')
                     content--;
                 if (content > r->max_line) {
                     r->start += len + 1;
@@ -303,22 +281,22 @@ static int reader_read_line(lua_State *L)
             }
             return push_line(L, r, len, 1);
         }
-        r->scan = r->end - r->start;
+        r->scan = r->buf.n - r->start;
         if (r->scan > r->max_line + 1) {
             /* too long and still no newline: drop what we have, keep skipping */
             r->consumed += (long long)r->scan;
             r->skipped += (long long)r->scan;
-            r->start = r->end = r->scan = 0;
+            r->start = r->buf.n = r->scan = 0;
             r->skipping = 1;
         }
         /* 2. end of input */
         if (r->eof) {
-            size_t rest = r->end - r->start;
+            size_t rest = r->buf.n - r->start;
             if (r->skipping) {
                 r->skipping = 0;
                 r->skipped = 0;
                 r->consumed += (long long)rest;
-                r->start = r->end = r->scan = 0;
+                r->start = r->buf.n = r->scan = 0;
                 return push_too_long(L, r);
             }
             if (rest > 0)
@@ -341,10 +319,7 @@ static int reader_read_line(lua_State *L)
             n = fill(r);
             if (n == -2) {
                 int e = errno;
-                lua_pushnil(L);
-                lua_pushfstring(L, "sf.input: read: %s", strerror(e));
-                lua_pushstring(L, errno_code(e));
-                return 3;
+                return sf_pusherrno(L, e, "sf.input: read");
             }
             if (n == 0) {
                 if (!r->follow) {
@@ -400,10 +375,7 @@ static int reader_info(lua_State *L)
     struct stat st;
     if (fstat(r->fd, &st) != 0) {
         int e = errno;
-        lua_pushnil(L);
-        lua_pushfstring(L, "sf.input: fstat: %s", strerror(e));
-        lua_pushstring(L, errno_code(e));
-        return 3;
+        return sf_pusherrno(L, e, "sf.input: fstat");
     }
     lua_createtable(L, 0, 4);
     lua_pushboolean(L, S_ISREG(st.st_mode));

@@ -7,18 +7,7 @@
 
 #define OOM_MSG "out of memory"
 
-static void *json_realloc(json_parser *p, void *ptr, size_t osize, size_t nsize)
-{
-    if (p->alloc != NULL)
-        return p->alloc(p->alloc_ud, ptr, osize, nsize);
-    if (nsize == 0) {
-        free(ptr);
-        return NULL;
-    }
-    return realloc(ptr, nsize);
-}
-
-void json_parser_init(json_parser *p, json_alloc_fn alloc, void *ud)
+void json_parser_init(json_parser *p, sf_alloc_fn alloc, void *ud)
 {
     memset(p, 0, offsetof(json_parser, stack));
     p->alloc = alloc;
@@ -28,7 +17,7 @@ void json_parser_init(json_parser *p, json_alloc_fn alloc, void *ud)
 void json_parser_free(json_parser *p)
 {
     if (p->toks != NULL)
-        json_realloc(p, p->toks, (size_t)p->cap * sizeof(json_tok), 0);
+        sf_mem(p->alloc, p->alloc_ud, p->toks, (size_t)p->cap * sizeof(json_tok), 0);
     p->toks = NULL;
     p->cap = 0;
     p->ntok = 0;
@@ -39,19 +28,19 @@ int json_parse_oom(const json_parser *p)
     return p->err_msg != NULL && strcmp(p->err_msg, OOM_MSG) == 0;
 }
 
+/* Room for one more token; the count stays below UINT32_MAX (tokens are
+ * indexed with uint32_t). */
 static int grow(json_parser *p)
 {
-    uint32_t ncap;
+    size_t cap = p->cap;
     json_tok *nt;
     if (p->cap >= UINT32_MAX / 2)
         return -1;
-    ncap = p->cap ? p->cap * 2 : 64;
-    nt = json_realloc(p, p->toks, (size_t)p->cap * sizeof(json_tok),
-                      (size_t)ncap * sizeof(json_tok));
+    nt = sf_grow(p->alloc, p->alloc_ud, p->toks, &cap, sizeof(json_tok), (size_t)p->cap + 1);
     if (nt == NULL)
         return -1;
     p->toks = nt;
-    p->cap = ncap;
+    p->cap = (uint32_t)cap;
     return 0;
 }
 
@@ -278,11 +267,11 @@ int json_parse(json_parser *p, const char *str, size_t len)
     }
     if (p->cap == 0) {
         /* Salesforce pages run about one token per 12-16 bytes. */
-        size_t want = len / 10 + 64;
-        json_tok *nt = json_realloc(p, NULL, 0, want * sizeof(json_tok));
+        size_t cap = 0;
+        json_tok *nt = sf_grow(p->alloc, p->alloc_ud, NULL, &cap, sizeof(json_tok), len / 10 + 64);
         if (nt == NULL) goto oom;
         p->toks = nt;
-        p->cap = (uint32_t)want;
+        p->cap = (uint32_t)cap;
     }
 
 value:

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloc.h"
+
 #define JSON_MAX_DEPTH 256
 
 enum json_type {
@@ -45,23 +47,19 @@ typedef struct json_tok {
     uint32_t skip;  /* tokens in this value's subtree, itself included */
 } json_tok;
 
-/* Same shape as lua_Alloc, so a Lua state's allocator can be passed through
- * without this file depending on Lua: nsize == 0 frees. */
-typedef void *(*json_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
-
 typedef struct json_parser {
     json_tok *toks;          /* owned; grown with alloc; freed by json_parser_free */
     uint32_t ntok;           /* tokens of the last successful parse */
     uint32_t cap;            /* allocated tokens */
     size_t err_off;          /* on failure: byte offset where the error was found */
     const char *err_msg;     /* on failure: static text ("expected ':'") */
-    json_alloc_fn alloc;     /* NULL: realloc/free */
+    sf_alloc_fn alloc;     /* NULL: realloc/free */
     void *alloc_ud;
     uint32_t stack[JSON_MAX_DEPTH]; /* open containers while parsing */
 } json_parser;
 
 /* A parser starts zeroed (then optionally set alloc/alloc_ud). */
-void json_parser_init(json_parser *p, json_alloc_fn alloc, void *ud);
+void json_parser_init(json_parser *p, sf_alloc_fn alloc, void *ud);
 /* Frees the token array; idempotent. */
 void json_parser_free(json_parser *p);
 /* Tokenizes s[0..len). Returns 0, or -1 with err_off/err_msg set (the

@@ -84,6 +84,7 @@
 
 #include "json.h"
 #include "page.h"
+#include "strbuf.h"
 
 int luaopen_sf_mapper(lua_State *L);
 
@@ -129,11 +130,6 @@ typedef struct slotdef {
     uint32_t first, n;     /* rows order[first .. first+n) share one `to` */
 } slotdef;
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
 typedef struct vref {
     const char *s;         /* document the token indexes */
     const json_tok *t;
@@ -161,7 +157,7 @@ typedef struct sf_mapper {
     size_t nowlen;
     seg id_seg, del_seg, ts_seg;
     /* runtime buffers, owned, allocated with alloc; freed by mapper_free */
-    sbuf out, rej, ubuf, rbuf, lbuf, tbuf, dbuf, nbuf;
+    sf_strbuf out, rej, ubuf, rbuf, lbuf, tbuf, dbuf, nbuf;
     vref *vec;
     size_t nvec, capvec;
     span *spans;
@@ -171,7 +167,7 @@ typedef struct sf_mapper {
     uint32_t *keys;        /* key tokens of the current record */
     size_t capkeys;
     json_parser *tp;       /* tokenizes transform/types results */
-    json_alloc_fn alloc;
+    sf_alloc_fn alloc;
     void *alloc_ud;
 } sf_mapper;
 
@@ -198,48 +194,29 @@ static void nomem(lua_State *L)
     luaL_error(L, "sf.mapper: not enough memory");
 }
 
+/* The mapper's side of strbuf.h: the same calls, raising on failure (map_page
+ * runs inside a lua_pcall, so the error unwinds cleanly). */
 static void *grow_mem(lua_State *L, sf_mapper *m, void *p, size_t *cap, size_t elem,
                       size_t need)
 {
-    size_t ncap = *cap ? *cap : 64;
-    void *np;
-    while (ncap < need) {
-        if (ncap > ((size_t)-1) / 4 / elem) nomem(L);
-        ncap *= 2;
-    }
-    np = m->alloc(m->alloc_ud, p, *cap * elem, ncap * elem);
+    void *np = sf_grow(m->alloc, m->alloc_ud, p, cap, elem, need);
     if (np == NULL) nomem(L);
-    *cap = ncap;
     return np;
 }
 
-static void sb_grow(ctx *c, sbuf *b, size_t more)
-{
-    b->p = grow_mem(c->L, c->m, b->p, &b->cap, 1, b->n + more);
-}
+#define SB_NEED(c, b, k) \
+    do { if (sf_strbuf_reserve((b), (k)) != 0) nomem((c)->L); } while (0)
 
-#define SB_NEED(c, b, k) do { if ((b)->cap - (b)->n < (k)) sb_grow((c), (b), (k)); } while (0)
-
-static inline void sb_add(ctx *c, sbuf *b, const void *p, size_t n)
+static inline void sb_add(ctx *c, sf_strbuf *b, const void *p, size_t n)
 {
-    SB_NEED(c, b, n);
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
+    if (sf_strbuf_add(b, p, n) != 0) nomem(c->L);
 }
 
 #define SB_LIT(c, b, lit) sb_add((c), (b), lit, sizeof(lit) - 1)
 
-static inline void sb_addc(ctx *c, sbuf *b, char ch)
+static inline void sb_addc(ctx *c, sf_strbuf *b, char ch)
 {
-    SB_NEED(c, b, 1);
-    b->p[b->n++] = ch;
-}
-
-static void sbuf_free(sf_mapper *m, sbuf *b)
-{
-    if (b->p != NULL) m->alloc(m->alloc_ud, b->p, b->cap, 0);
-    b->p = NULL;
-    b->n = b->cap = 0;
+    if (sf_strbuf_addc(b, ch) != 0) nomem(c->L);
 }
 
 static inline void vec_push(ctx *c, const char *s, const json_tok *t)
@@ -254,51 +231,9 @@ static inline void vec_push(ctx *c, const char *s, const json_tok *t)
 
 /* Writes s[0..n) as a JSON string with minimal escaping. repair: replace
  * invalid UTF-8 bytes by U+FFFD (for text that came from Lua). */
-static void put_escaped(ctx *c, sbuf *b, const char *str, size_t n, int repair)
+static void put_escaped(ctx *c, sf_strbuf *b, const char *str, size_t n, int repair)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)str, *e = p + n;
-    char *o;
-    SB_NEED(c, b, n * 6 + 2);
-    o = b->p + b->n;
-    *o++ = '"';
-    while (p < e) {
-        unsigned ch = *p;
-        if (ch >= 0x20 && ch != '"' && ch != '\\' && ch < 0x80) {
-            *o++ = (char)ch;
-            p++;
-            continue;
-        }
-        if (ch >= 0x80) {
-            size_t k = repair ? json_utf8_seq((const char *)p, (size_t)(e - p)) : 1;
-            if (k == 0) {
-                memcpy(o, "\xEF\xBF\xBD", 3);
-                o += 3;
-                p++;
-            } else {
-                memcpy(o, p, k);
-                o += k;
-                p += k;
-            }
-            continue;
-        }
-        *o++ = '\\';
-        switch (ch) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            *o++ = 'u'; *o++ = '0'; *o++ = '0';
-            *o++ = hex[ch >> 4]; *o++ = hex[ch & 15];
-        }
-        p++;
-    }
-    *o++ = '"';
-    b->n = (size_t)(o - b->p);
+    if (sf_strbuf_json(b, str, n, repair ? SF_JSON_REPAIR : 0, NULL) != 0) nomem(c->L);
 }
 
 static size_t fmt_int64(char *o, int64_t v)
@@ -345,7 +280,7 @@ static const char *str_of(ctx *c, vref v, size_t *len)
 }
 
 /* Writes a STRING token as a JSON string. */
-static void put_jstring(ctx *c, sbuf *b, vref v)
+static void put_jstring(ctx *c, sf_strbuf *b, vref v)
 {
     const json_tok *t = v.t;
     if (!(t->flags & (JSON_F_ESCAPED | SF_TOK_RAW))) {
@@ -455,7 +390,7 @@ static size_t num_text(const num *v, char *buf /* >= 48 */)
  * bytes, a number as tostring, "true"/"false", "table" for objects/arrays. */
 static void reason_val(ctx *c, const char *prefix, vref v)
 {
-    sbuf *r = &c->m->rbuf;
+    sf_strbuf *r = &c->m->rbuf;
     const char *p;
     size_t n;
     r->n = 0;
@@ -625,7 +560,7 @@ static inline int short_int_literal(const json_tok *t, const char *s)
     return (t->flags & JSON_F_INTEGER) && n <= 18 && !(n == 2 && s[t->start] == '-');
 }
 
-static int co_string(ctx *c, sbuf *b, vref v)
+static int co_string(ctx *c, sf_strbuf *b, vref v)
 {
     switch (v.t->type) {
     case JSON_STRING:
@@ -653,7 +588,7 @@ static int co_string(ctx *c, sbuf *b, vref v)
 }
 
 /* Writes a number (types.lua number rule output); non-finite: reject. */
-static int put_num(ctx *c, sbuf *b, const num *x)
+static int put_num(ctx *c, sf_strbuf *b, const num *x)
 {
     if (!x->is_int && !isfinite(x->d)) {
         char tmp[48];
@@ -678,7 +613,7 @@ static int string_num(ctx *c, vref v, num *x)
     return 1;
 }
 
-static int co_number(ctx *c, sbuf *b, vref v)
+static int co_number(ctx *c, sf_strbuf *b, vref v)
 {
     num x;
     if (v.t->type == JSON_NUMBER) {
@@ -695,7 +630,7 @@ static int co_number(ctx *c, sbuf *b, vref v)
     return -1;
 }
 
-static int co_int(ctx *c, sbuf *b, vref v)
+static int co_int(ctx *c, sf_strbuf *b, vref v)
 {
     num x;
     int64_t i;
@@ -721,7 +656,7 @@ static int co_int(ctx *c, sbuf *b, vref v)
     return -1;
 }
 
-static int co_bool(ctx *c, sbuf *b, vref v)
+static int co_bool(ctx *c, sf_strbuf *b, vref v)
 {
     switch (v.t->type) {
     case JSON_TRUE: SB_LIT(c, b, "true"); return 1;
@@ -741,7 +676,7 @@ static int co_bool(ctx *c, sbuf *b, vref v)
     return -1;
 }
 
-static int co_date(ctx *c, sbuf *b, vref v)
+static int co_date(ctx *c, sf_strbuf *b, vref v)
 {
     if (v.t->type == JSON_STRING) {
         size_t n, k;
@@ -761,7 +696,7 @@ static int co_date(ctx *c, sbuf *b, vref v)
     return -1;
 }
 
-static int coerce_scalar(ctx *c, int type, sbuf *b, vref v)
+static int coerce_scalar(ctx *c, int type, sf_strbuf *b, vref v)
 {
     switch (type) {
     case T_STRING: return co_string(c, b, v);
@@ -882,7 +817,7 @@ static int list_add(ctx *c, vref v, int dedup)
     return list_add_scalar(c, v, dedup) < 0 ? -1 : 0;
 }
 
-static void list_emit(ctx *c, sbuf *b)
+static void list_emit(ctx *c, sf_strbuf *b)
 {
     sf_mapper *m = c->m;
     size_t i;
@@ -998,7 +933,7 @@ static void push_vals(ctx *c, size_t lo, size_t hi, int multi)
 static void reason_lua(ctx *c, int idx, const char *fallback)
 {
     lua_State *L = c->L;
-    sbuf *r = &c->m->rbuf;
+    sf_strbuf *r = &c->m->rbuf;
     r->n = 0;
     if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER) {
         size_t n;
@@ -1066,7 +1001,7 @@ static int push_callee(ctx *c, int ref)
 }
 
 /* Encodes the Lua value at idx as JSON into b. 0 ok, -1 with reason. */
-static int encode_lua(ctx *c, sbuf *b, int idx, int depth)
+static int encode_lua(ctx *c, sf_strbuf *b, int idx, int depth)
 {
     lua_State *L = c->L;
     idx = lua_absindex(L, idx);
@@ -1190,7 +1125,7 @@ static void write_reject(ctx *c, const row *r, const src *used, size_t lo, size_
                          int multi)
 {
     sf_mapper *m = c->m;
-    sbuf *j = &m->rej;
+    sf_strbuf *j = &m->rej;
     size_t i;
     c->nrejected++;
     SB_LIT(c, j, "{\"stream\":");
@@ -1238,7 +1173,7 @@ static void write_reject(ctx *c, const row *r, const src *used, size_t lo, size_
 
 /* Coerces the Lua value on top with the opts.types function for r->type.
  * The value is consumed. list: the result goes to the item list. */
-static int coerce_lua(ctx *c, const row *r, sbuf *b, int list, int dedup)
+static int coerce_lua(ctx *c, const row *r, sf_strbuf *b, int list, int dedup)
 {
     lua_State *L = c->L;
     sf_mapper *m = c->m;
@@ -1288,7 +1223,7 @@ static int coerce_lua(ctx *c, const row *r, sbuf *b, int list, int dedup)
  * b; []string (b == NULL) appends items to the list. Returns 1 when a value
  * was produced, 0 when none (missing, null, dropped), -1 when rejected (the
  * reject line is written, b and the list are rolled back). */
-static int eval_row(ctx *c, row *r, sbuf *b, int dedup)
+static int eval_row(ctx *c, row *r, sf_strbuf *b, int dedup)
 {
     sf_mapper *m = c->m;
     lua_State *L = c->L;
@@ -1430,7 +1365,7 @@ done:
 static void emit_slot(ctx *c, const slotdef *sl, int *first, int only_id)
 {
     sf_mapper *m = c->m;
-    sbuf *out = &m->out;
+    sf_strbuf *out = &m->out;
     size_t mark = out->n;
     row *r0 = &m->rows[m->order[sl->first]];
     uint32_t k;
@@ -1495,7 +1430,7 @@ static void map_record(ctx *c, const json_tok *rec)
 {
     lua_State *L = c->L;
     sf_mapper *m = c->m;
-    sbuf *out = &m->out;
+    sf_strbuf *out = &m->out;
     const json_tok *del, *ts;
     uint32_t k, i, ri = (uint32_t)(rec - c->toks);
     int first = 1;
@@ -1614,11 +1549,11 @@ static int map_page_body(lua_State *L)
 
 static void mapper_free(sf_mapper *m)
 {
-    sbuf *bufs[] = {&m->out, &m->rej, &m->ubuf, &m->rbuf, &m->lbuf, &m->tbuf, &m->dbuf,
+    sf_strbuf *bufs[] = {&m->out, &m->rej, &m->ubuf, &m->rbuf, &m->lbuf, &m->tbuf, &m->dbuf,
                     &m->nbuf};
     size_t i;
     if (m->alloc == NULL) return;
-    for (i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sbuf_free(m, bufs[i]);
+    for (i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sf_strbuf_free(bufs[i]);
     if (m->vec) m->alloc(m->alloc_ud, m->vec, m->capvec * sizeof(vref), 0);
     if (m->spans) m->alloc(m->alloc_ud, m->spans, m->capspans * sizeof(span), 0);
     if (m->hash) m->alloc(m->alloc_ud, m->hash, m->hcap * sizeof(uint32_t), 0);
@@ -1989,7 +1924,14 @@ static int l_compile(lua_State *L)
     /* the userdata exists, closed, before anything is allocated */
     m = lua_newuserdatauv(L, sizeof *m, 1);     /* stack: rows, opts, mapper */
     memset(m, 0, sizeof *m);
-    m->alloc = (json_alloc_fn)lua_getallocf(L, &m->alloc_ud);
+    m->alloc = (sf_alloc_fn)lua_getallocf(L, &m->alloc_ud);
+    {
+        sf_strbuf *bufs[] = {&m->out, &m->rej, &m->ubuf, &m->rbuf, &m->lbuf, &m->tbuf,
+                            &m->dbuf, &m->nbuf};
+        size_t b;
+        for (b = 0; b < sizeof bufs / sizeof bufs[0]; b++)
+            sf_strbuf_init(bufs[b], m->alloc, m->alloc_ud);
+    }
     luaL_setmetatable(L, SF_MAPPER_MT);
     lua_newtable(L);                            /* stack: rows, opts, mapper, anchor */
     lua_pushvalue(L, ANCHOR);

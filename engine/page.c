@@ -144,7 +144,7 @@ static int l_parse(lua_State *L)
     uint32_t k, j;
     const char *err = NULL;
     void *ud;
-    json_alloc_fn af = (json_alloc_fn)lua_getallocf(L, &ud);
+    sf_alloc_fn af = (sf_alloc_fn)lua_getallocf(L, &ud);
 
     /* The userdata exists, closed, before anything is allocated. */
     p = lua_newuserdatauv(L, sizeof *p, 1);

@@ -18,7 +18,7 @@ typedef struct sf_page {
     long next_tok;       /* token of nextRecordsUrl's value (a string), or -1 */
     int done;
     int pinned;          /* > 0 while sf.mapper walks the tokens: close refused */
-    json_alloc_fn alloc; /* the allocator toks/recs came from */
+    sf_alloc_fn alloc; /* the allocator toks/recs came from */
     void *alloc_ud;
 } sf_page;
 

@@ -107,12 +107,12 @@ static json_parser P;
 static int convert(const char *csv, const char *types, long long total, char **doc, size_t *nrec,
                    sf_csv_error *err)
 {
-    sf_csv_buf out;
+    sf_strbuf out;
     sf_csv_page pg;
     uint8_t ty[32];
-    size_t i;
+    size_t i, start;
     int rc;
-    memset(&out, 0, sizeof out);
+    sf_strbuf_init(&out, NULL, NULL);
     for (i = 0; types[i] && i < 32; i++) {
         switch (types[i]) {
         case 'b': ty[i] = SF_CSV_BOOL; break;
@@ -128,15 +128,15 @@ static int convert(const char *csv, const char *types, long long total, char **d
     pg.types = ty;
     pg.ncols = strlen(types);
     pg.total_size = total;
-    rc = sf_csv_to_page(csv, strlen(csv), &pg, &out, nrec, err);
+    rc = sf_csv_to_page(csv, strlen(csv), &pg, &out, &start, nrec, err);
     *doc = NULL;
     if (rc == 0) {
-        size_t len = out.n - out.start;
+        size_t len = out.n - start;
         *doc = malloc(len + 1);
-        memcpy(*doc, out.p + out.start, len);
+        memcpy(*doc, out.p + start, len);
         (*doc)[len] = '\0';
     }
-    sf_csv_buf_free(&out);
+    sf_strbuf_free(&out);
     return rc;
 }
 
@@ -212,18 +212,17 @@ static void out_of_memory(void)
     long k;
     int all_ok = 1, succeeded = 0;
     for (k = 0; k < 40 && !succeeded; k++) {
-        sf_csv_buf out;
+        sf_strbuf out;
         sf_csv_error err;
-        size_t nrec;
+        size_t nrec, start;
         int rc;
-        memset(&out, 0, sizeof out);
-        out.alloc = failing_alloc;
+        sf_strbuf_init(&out, failing_alloc, NULL);
         alloc_left = k;
         alloc_live = 0;
-        rc = sf_csv_to_page(csv, strlen(csv), &pg, &out, &nrec, &err);
+        rc = sf_csv_to_page(csv, strlen(csv), &pg, &out, &start, &nrec, &err);
         if (rc != 0 && strcmp(err.code, "MEMORY") != 0) all_ok = 0;
         if (rc == 0) succeeded = 1;
-        sf_csv_buf_free(&out);
+        sf_strbuf_free(&out);
         if (alloc_live != 0) all_ok = 0;
     }
     TAP_CHECK(all_ok && succeeded, "to_page: every allocation failure returns MEMORY and frees everything");
