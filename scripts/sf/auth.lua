@@ -24,6 +24,16 @@ function auth.login_url(cfg)
   return (url:gsub("/+$", ""))
 end
 
+-- The JWT bearer audience (`aud`): Salesforce accepts only its documented
+-- audiences, login.salesforce.com for production and test.salesforce.com for
+-- sandboxes, whatever host the token request goes to (a My Domain login_url
+-- is not one), or an Experience Cloud site URL for its users: the recipe's
+-- auth.audience.
+function auth.audience(cfg)
+  local aud = cfg.audience or (cfg.sandbox and auth.SANDBOX or auth.PRODUCTION)
+  return (aud:gsub("/+$", ""))
+end
+
 local function form(fields)
   local parts = {}
   for _, kv in ipairs(fields) do
@@ -32,7 +42,7 @@ local function form(fields)
   return table.concat(parts, "&")
 end
 
-local function grant_fields(cfg, reveal, url)
+local function grant_fields(cfg, reveal)
   local flow = cfg.flow
   if flow == "password" then
     local password = reveal(cfg.password) .. (cfg.security_token and reveal(cfg.security_token) or "")
@@ -53,7 +63,7 @@ local function grant_fields(cfg, reveal, url)
     if cfg.client_secret then f[#f + 1] = { "client_secret", reveal(cfg.client_secret) } end
     return f
   elseif flow == "jwt" then
-    local assertion, err, code = auth.assertion(cfg, reveal, url)
+    local assertion, err, code = auth.assertion(cfg, reveal)
     if not assertion then return nil, err, code end
     return {
       { "grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer" },
@@ -63,9 +73,9 @@ local function grant_fields(cfg, reveal, url)
   error("auth: unknown flow " .. tostring(flow))
 end
 
--- The JWT bearer assertion: iss = consumer key, sub = username, aud = the
--- login host, exp at most 3 minutes ahead (Salesforce's limit), RS256.
-function auth.assertion(cfg, reveal, url)
+-- The JWT bearer assertion: iss = consumer key, sub = username, aud =
+-- auth.audience(cfg), exp at most 3 minutes ahead (Salesforce's limit), RS256.
+function auth.assertion(cfg, reveal)
   local key = cfg.private_key_handle
   if not key then
     local err, code
@@ -76,7 +86,7 @@ function auth.assertion(cfg, reveal, url)
   return key:sign {
     iss = reveal(cfg.client_id),
     sub = cfg.username,
-    aud = cfg.audience or url,
+    aud = auth.audience(cfg),
     exp = math.floor(clock.now()) + 170,
   }
 end
@@ -87,7 +97,7 @@ end
 function auth.login(cfg, reveal, opts)
   opts = opts or {}
   local url = auth.login_url(cfg)
-  local fields, ferr, fcode = grant_fields(cfg, reveal, url)
+  local fields, ferr, fcode = grant_fields(cfg, reveal)
   if not fields then return nil, ferr, fcode end
   local resp, err, code = http.request {
     method = "POST",

@@ -36,7 +36,9 @@ M.auth_schema = S.record({
   flow = S.string { required = true, enum = { "password", "refresh_token", "jwt" } },
   login_url = S.string { pattern = "^https?://[%w%.%-:%[%]]+/?$" },
   sandbox = S.boolean { default = false },
-  audience = S.string {},
+  -- JWT aud; default https://login.salesforce.com, or https://test.salesforce.com with sandbox = true
+  audience = S.string { pattern = "^https://[%w%-]+%.[%w%-%.]+[%w%-%._~:/]*$",
+    doc = "an https URL: https://login.salesforce.com, https://test.salesforce.com or an Experience Cloud site URL" },
   client_id = S.secret { required = true },
   client_secret = secret,
   username = S.string {},

@@ -415,7 +415,19 @@ def _query_results(job, ctx, params):
     for r in job.rows[start:end]:
         parts.append(_csv_line([_csv_value(g(r)) for g in getters], delim, eol))
     locator = base64.b64encode(str(end).encode()).decode().rstrip("=") if end < len(job.rows) else "null"
-    headers = {"Content-Type": "text/csv", "Sforce-Locator": locator, "Sforce-NumberOfRecords": str(end - start)}
+    count = end - start
+    fault = getattr(ctx, "results_fault", None)
+    if count and callable(fault):
+        # injected damage (tests of a client's checks): the page loses its records, the header still says
+        # how many it should hold ("actual") or agrees with the damaged body ("zero")
+        kind, said = fault()
+        if kind == "empty":
+            parts = []
+        elif kind == "header_only":
+            parts = parts[:1]
+        if kind and said == "zero":
+            count = 0
+    headers = {"Content-Type": "text/csv", "Sforce-Locator": locator, "Sforce-NumberOfRecords": str(count)}
     return 200, headers, "".join(parts).encode("utf-8")
 
 

@@ -424,6 +424,6 @@ def generate(store, counts, seed=1):
     g.leads(canon.pop("Lead", 0), rts)
     canon.pop("RecordType", None)
     for obj, n in canon.items():
-        if obj == "User":
+        if obj in ("User", "Organization"):
             continue
         g.generic(obj, n)

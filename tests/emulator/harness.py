@@ -148,7 +148,7 @@ class Emulator:
         replies = [r]
         recs = list(r.json["records"]) if r.status == 200 else []
         guard = 0
-        while r.status == 200 and not r.json["done"] and guard < 100000:
+        while r.status == 200 and not r.json["done"] and r.json.get("nextRecordsUrl") and guard < 100000:
             r = self.get(r.json["nextRecordsUrl"], h)
             replies.append(r)
             if r.status != 200:
@@ -197,6 +197,10 @@ class Emulator:
     def clock(self):
         return self._intro("GET", "clock")["now"]
 
+    def clock_iso(self):
+        """the emulator clock as Salesforce writes a timestamp (whole seconds)"""
+        return self._intro("GET", "clock")["iso"]
+
     def reset_stats(self, api_usage=False):
         return self._intro("POST", "reset_stats", {"api_usage": api_usage})
 
@@ -205,3 +209,20 @@ class Emulator:
 
     def config(self, **settings):
         return self._intro("POST", "config", settings)
+
+    def remove_field(self, obj, field):
+        """as an admin deleting a field: describe loses it, queries naming it get 400 INVALID_FIELD"""
+        return self._intro("POST", "remove_field", {"object": obj, "field": field})
+
+    def restore_field(self, obj, field):
+        return self._intro("POST", "restore_field", {"object": obj, "field": field})
+
+    def late_commit(self, obj, rows, stamp=None, backdate_seconds=None):
+        """insert/merge rows stamped in the past (stamp: ISO datetime or epoch; or now - backdate_seconds):
+        a transaction that started before a reader saved its cursor and committed after"""
+        body = {"records": rows}
+        if stamp is not None:
+            body["stamp"] = stamp
+        if backdate_seconds is not None:
+            body["backdate_seconds"] = backdate_seconds
+        return self._intro("POST", "records/" + obj, body)["ids"]

@@ -31,7 +31,7 @@ DEFAULT_LENGTH = {"string": 255, "textarea": 255, "email": 80, "phone": 40, "url
                   "picklist": 255, "multipicklist": 4099, "combobox": 255, "encryptedstring": 175,
                   "id": 18, "reference": 18}
 
-KEY_PREFIX = {"Account": "001", "Contact": "003", "User": "005", "Opportunity": "006",
+KEY_PREFIX = {"Account": "001", "Contact": "003", "User": "005", "Opportunity": "006", "Organization": "00D",
               "RecordType": "012", "OpportunityContactRole": "00K", "Lead": "00Q"}
 QUERY_LOCATOR_PREFIX = "01g"
 ORG_PREFIX = "00D"
@@ -294,6 +294,62 @@ STANDARD = {
           picklistValues=pl("Account", "Contact", "Lead", "Opportunity")),
         f("IsActive", "boolean", "Active", nillable=False, defaultedOnCreate=True, defaultValue=False),
     ]),
+    # one row per org, the org the tokens belong to (store.py keeps it; --sandbox sets IsSandbox)
+    "Organization": dict(label="Organization", labelPlural="Organizations", createable=False, updateable=False,
+                         deletable=False, fields=system_fields(owner=False, deleted=False) + [
+        f("Name", "string", "Name", length=80, nillable=False, nameField=True),
+        f("Division", "string", "Division", length=80),
+    ] + address("", "Organization", codes=False, compound="Address") + [
+        f("Phone", "phone", "Phone", length=40),
+        f("Fax", "phone", "Fax", length=40),
+        f("PrimaryContact", "string", "Primary Contact", length=80),
+        f("DefaultLocaleSidKey", "picklist", "Locale", length=40, nillable=False,
+          picklistValues=pl("en_US", "en_GB", "de_DE", "fr_FR", "nl_NL", "ja_JP")),
+        f("TimeZoneSidKey", "picklist", "Default Time Zone", length=40, nillable=False,
+          picklistValues=pl("America/Los_Angeles", "America/New_York", "Europe/London", "Europe/Amsterdam",
+                            "Asia/Tokyo", "GMT")),
+        f("LanguageLocaleKey", "picklist", "Default Language", length=40, nillable=False,
+          picklistValues=pl("en_US", "de", "fr", "nl_NL", "ja")),
+        f("ReceivesInfoEmails", "boolean", "Info Emails", nillable=False, defaultValue=False),
+        f("ReceivesAdminInfoEmails", "boolean", "Info Emails Admin", nillable=False, defaultValue=False),
+        f("PreferencesRequireOpportunityProducts", "boolean", "RequireOpportunityProducts", nillable=False,
+          defaultValue=False),
+        ro("FiscalYearStartMonth", "int", "Fiscal Year Starts In", digits=9),
+        ro("UsesStartDateAsFiscalYearName", "boolean", "Fiscal Year Name by Start", nillable=False,
+           defaultValue=False),
+        ro("DefaultAccountAccess", "picklist", "Default Account Access", length=40,
+           picklistValues=pl("None", "Read", "Edit", "ControlledByParent")),
+        ro("DefaultContactAccess", "picklist", "Default Contact Access", length=40,
+           picklistValues=pl("None", "Read", "Edit", "ControlledByParent")),
+        ro("DefaultOpportunityAccess", "picklist", "Default Opportunity Access", length=40,
+           picklistValues=pl("None", "Read", "Edit", "ControlledByParent")),
+        ro("DefaultLeadAccess", "picklist", "Default Lead Access", length=40,
+           picklistValues=pl("None", "Read", "Edit", "ReadEditTransfer")),
+        ro("DefaultCaseAccess", "picklist", "Default Case Access", length=40,
+           picklistValues=pl("None", "Read", "Edit", "ReadEditTransfer")),
+        ro("DefaultCalendarAccess", "picklist", "Default Calendar Access", length=40,
+           picklistValues=pl("HideDetails", "ShowDetails", "AllowEdits")),
+        ro("DefaultPricebookAccess", "picklist", "Default Price Book Access", length=40,
+           picklistValues=pl("None", "Read", "ReadSelect")),
+        ro("DefaultCampaignAccess", "picklist", "Default Campaign Access", length=40,
+           picklistValues=pl("None", "Read", "Edit", "All")),
+        f("ComplianceBccEmail", "email", "Compliance BCC Email", length=80),
+        ro("UiSkin", "picklist", "UI Skin", length=40, picklistValues=pl("Theme1", "Theme2", "Theme3", "Theme4")),
+        ro("SignupCountryIsoCode", "string", "Signup Country", length=2),
+        ro("TrialExpirationDate", "datetime", "Trial Expiration Date"),
+        ro("NumKnowledgeService", "int", "Knowledge Licenses", digits=9),
+        ro("OrganizationType", "picklist", "Edition", length=40,
+           picklistValues=pl("Team Edition", "Professional Edition", "Enterprise Edition", "Developer Edition",
+                             "Personal Edition", "Unlimited Edition", "Contact Manager Edition",
+                             "Base Edition")),
+        ro("NamespacePrefix", "string", "Namespace Prefix", length=15),
+        ro("InstanceName", "string", "Instance Name", length=20),
+        ro("IsSandbox", "boolean", "Is Sandbox", nillable=False, defaultValue=False),
+        ro("WebToCaseDefaultOrigin", "string", "Web to Cases Default Origin", length=40),
+        ro("MonthlyPageViewsUsed", "int", "Monthly Page Views Used", digits=9),
+        ro("MonthlyPageViewsEntitlement", "int", "Monthly Page Views Allowed", digits=9),
+        ro("IsReadOnly", "boolean", "Is Read Only", nillable=False, defaultValue=False),
+    ]),
     "User": dict(label="User", labelPlural="Users", createable=False, updateable=False, deletable=False,
                  fields=system_fields(owner=False, deleted=False) + [
         f("Username", "string", "Username", length=80, nillable=False, idLookup=True, unique=True),
@@ -307,7 +363,7 @@ STANDARD = {
 }
 
 # objects without IsDeleted in describe still carry IsDeleted=False in stored rows
-NO_DELETE_FIELD = {"RecordType", "User"}
+NO_DELETE_FIELD = {"RecordType", "User", "Organization"}
 # objects whose Name is FirstName + " " + LastName
 PERSON_NAME = {"Lead", "Contact", "User"}
 # required on create beyond nillable=False/defaultedOnCreate=False fields (kept explicit for clarity)
@@ -429,6 +485,7 @@ class Schema:
         self._custom_n = 0
         self._describe = {}
         self.child_rels = {}
+        self.removed = {}      # (obj, field name) -> (position, spec) of fields removed by remove_field
         for name, spec in STANDARD.items():
             self._add(name, copy.deepcopy(spec), custom=False)
         self._rebuild()
@@ -532,6 +589,31 @@ class Schema:
                                 "junctionIdListNames": [], "junctionReferenceTo": [],
                                 "relationshipName": crn, "restrictedDelete": False})
         self._describe = {}
+
+    # -- fields removed by an admin (tests: /__emulator/remove_field) ----------------------
+    def remove_field(self, obj, name):
+        """take a field out of describe (queries naming it get INVALID_FIELD); returns its canonical name"""
+        fl = self.specs[obj]["fields"]
+        for i, fs in enumerate(fl):
+            if fs["name"].lower() == name.lower():
+                if fs["name"] == "Id":
+                    raise SchemaError("the Id field cannot be removed")
+                del fl[i]
+                self.removed[(obj, fs["name"])] = (i, fs)
+                self._rebuild()
+                return fs["name"]
+        raise SchemaError("no field %s on %s" % (name, obj))
+
+    def restore_field(self, obj, name):
+        """put a removed field back where it was (its stored values come back with it)"""
+        for (o, n), (i, fs) in list(self.removed.items()):
+            if o == obj and n.lower() == name.lower():
+                del self.removed[(o, n)]
+                fl = self.specs[obj]["fields"]
+                fl.insert(min(i, len(fl)), fs)
+                self._rebuild()
+                return n
+        raise SchemaError("no removed field %s on %s" % (name, obj))
 
     # -- lookups ---------------------------------------------------------------------------
     def object_name(self, name):

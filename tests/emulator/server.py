@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 import urllib.parse
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -26,6 +27,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import auth as auth_mod                                    # noqa: E402
+import columns as columns_mod                              # noqa: E402
 import generate as gen_mod                                 # noqa: E402
 from schema import Schema, SchemaError                     # noqa: E402
 from store import (Store, Clock, RequestError, ORG_ID, USER_ID, to18, sf_datetime,  # noqa: E402
@@ -45,6 +47,9 @@ SEASONS = ("Winter", "Spring", "Summer")
 DAY = 86400
 NOT_FOUND = "The requested resource does not exist"
 MAX_URI = 16384
+QUERY_FAULTS = ("", "missing", "null", "empty")     # a page that says done:false without a usable nextRecordsUrl
+BULK_FAULTS = ("", "empty", "header_only")         # a Bulk results page without its records
+MAX_CHILD_CURSORS = 100000     # child-set locators kept (oldest dropped); they also expire with --cursor-timeout
 LIMIT_APPS = ("sfengine", "Salesforce Mobile Dashboards", "Salesforce for Outlook")
 
 
@@ -73,6 +78,38 @@ def record_errors_to_top(errors):
             d["fields"] = e["fields"]
         out.append(d)
     return out
+
+
+MAX_INFLATED = 256 * 1024 * 1024     # a request body may not inflate past this (a gzip bomb is refused)
+
+
+def decode_body(headers, body):
+    """-> (body, None) with Content-Encoding gzip/deflate undone, or (body, message) when it cannot be.
+    Salesforce decompresses gzip and deflate request bodies before processing them; a corrupt one is
+    answered 400 here (its exact wording on Salesforce is unconfirmed)."""
+    enc = (headers.get("Content-Encoding") or "").strip().lower()
+    if enc in ("", "identity") or not body:
+        return body, None
+    if enc not in ("gzip", "x-gzip", "deflate"):
+        return body, "Unsupported Content-Encoding: %s (use gzip or deflate)" % enc
+    if enc == "deflate":
+        attempts = (zlib.MAX_WBITS, -zlib.MAX_WBITS)     # zlib-wrapped, as HTTP says; raw deflate as some send
+    else:
+        attempts = (16 + zlib.MAX_WBITS,)
+    for wbits in attempts:
+        d = zlib.decompressobj(wbits)
+        try:
+            out = d.decompress(body, MAX_INFLATED)
+        except zlib.error as e:
+            err = str(e)
+            continue
+        if d.unconsumed_tail:
+            return body, "The request body inflates past %d bytes" % MAX_INFLATED
+        if not d.eof:
+            err = "truncated stream"
+            continue
+        return out, None
+    return body, "The request body could not be decompressed (Content-Encoding: %s): %s" % (enc, err)
 
 
 def _mix64(x):
@@ -136,11 +173,16 @@ class Usage:
 
 
 class Cursor:
-    __slots__ = ("rows", "total", "batch", "version", "last_used", "cache")
+    """An open query locator: the rows of one query (or one parent's child set), paged on demand.
+    `subs` names the child-relationship keys of the rows (their child sets are truncated per page)."""
+    __slots__ = ("rows", "total", "batch", "version", "last_used", "cache", "subs", "child_locs", "lock")
 
-    def __init__(self, rows, total, batch, version, now):
+    def __init__(self, rows, total, batch, version, now, subs=()):
         self.rows, self.total, self.batch, self.version, self.last_used = rows, total, batch, version, now
         self.cache = {}
+        self.subs = list(subs)
+        self.child_locs = {}       # (row index, relationship) -> locator of that child set
+        self.lock = threading.Lock()
 
 
 class Response:
@@ -209,6 +251,16 @@ class BulkCtx:
             return False, None, False, [{"statusCode": e.code, "message": e.message, "fields": e.fields or []}]
         return r["success"], r.get("id"), bool(r.get("created")), r["errors"]
 
+    def results_fault(self):
+        """-> (kind or None, "actual"|"zero"): the fault injected into this Bulk query results page"""
+        app = self.app
+        with app.lock:
+            kind = app._take_fault("bulk_results")
+            if kind:
+                key = "bulk_results_" + kind
+                app.stats["injected"][key] = app.stats["injected"].get(key, 0) + 1
+            return kind, app.cfg["bulk_results_fault_count"]
+
     def use_limit(self, name, n=1):
         """count against a /limits entry such as DailyBulkV2QueryJobs"""
         with self.app.lock:
@@ -222,6 +274,8 @@ class App:
         self.clock = Clock(args.clock)
         self.store = Store(Schema(), self.clock, seed=args.seed)
         self.store.set_username(args.username)
+        self.store.set_org(name=args.org_name, sandbox=args.sandbox)
+        self.store.late_commit_seconds = args.late_commit_seconds
         self.api_version = args.api_version
         self.max_version = float(args.api_version)
         self.base_url = ""
@@ -232,13 +286,24 @@ class App:
             "latency_ms": args.latency_ms, "slow_ms": args.slow_ms, "api_disabled": False,
             "max_cursors": args.max_cursors, "cursor_timeout": args.cursor_timeout,
             "bulk_polls_in_progress": args.bulk_polls_in_progress, "bulk_max_records": args.bulk_max_records,
+            "child_inline": args.child_inline, "child_rows_in_batch": not args.child_rows_not_in_batch,
+            "query_fault": args.query_fault or "", "query_fault_skip": args.query_fault_skip,
+            "query_fault_times": args.query_fault_times,
+            "bulk_results_fault": args.bulk_results_fault or "", "bulk_results_fault_skip": args.bulk_results_fault_skip,
+            "bulk_results_fault_times": args.bulk_results_fault_times,
+            "bulk_results_fault_count": args.bulk_results_fault_count,
+            "long_running_limit": args.long_running_limit, "long_running_seconds": args.long_running_seconds,
         }
+        self.in_flight = {}          # request number -> monotonic start, of /services requests being served
+        self._check_faults(self.cfg)
         for k in self.cfg["fail_kinds"]:
             if k not in ("503", "drop", "slow", "500", "502"):
                 raise SystemExit("--fail-kinds: unknown kind %r (use 503,500,502,drop,slow)" % k)
         self.usage = Usage()
         self.limit_used = {}
         self.cursors = collections.OrderedDict()
+        self.child_cursors = collections.OrderedDict()    # locators of truncated child sets
+        self.fault_seen = {}                               # fault kind -> eligible responses seen
         self.bulk_jobs = bulk.Jobs() if bulk is not None and hasattr(bulk, "Jobs") else None
         self.request_no = 0
         self.reset_stats()
@@ -251,13 +316,15 @@ class App:
                                   security_token=args.security_token, client_id=args.client_id,
                                   client_secret=args.client_secret, refresh_token=args.refresh_token,
                                   jwt_cert=args.jwt_cert, session_seconds=args.session_seconds,
-                                  session_calls=args.session_calls)
+                                  session_calls=args.session_calls, sandbox=args.sandbox,
+                                  audiences=args.jwt_audience)
 
     # -- setup ----------------------------------------------------------------------------
     def _load_data(self):
         a = self.args
         if self.persist and os.path.exists(self.persist):
             doc = self.store.load(self.persist)
+            self.store.set_org(name=a.org_name, sandbox=a.sandbox)
             self.usage = Usage(doc.get("usage"))
             self.limit_used = doc.get("limit_used", {})
             return
@@ -339,7 +406,8 @@ class App:
     def reset_stats(self):
         with self.lock:
             self.stats = {"api_calls": 0, "by_endpoint": {}, "logins": 0, "login_failures": 0, "writes": 0,
-                          "requests": 0, "rejected": {}, "injected": {}, "rows_served": 0}
+                          "requests": 0, "rejected": {}, "injected": {}, "rows_served": 0,
+                          "child_rows_served": 0, "in_flight_max": 0}
             self.written_base = self.store.written
 
     def save(self):
@@ -377,6 +445,27 @@ class App:
             n = self.request_no
             self.stats["requests"] += 1
             cfg = dict(self.cfg)
+            long_running = sum(1 for t in self.in_flight.values() if started - t >= cfg["long_running_seconds"])
+            self.in_flight[n] = started
+            if len(self.in_flight) > self.stats["in_flight_max"]:
+                self.stats["in_flight_max"] = len(self.in_flight)
+        try:
+            if cfg["long_running_limit"] and long_running >= cfg["long_running_limit"] and \
+                    path.startswith("/services/data/v"):
+                # Salesforce's limit on concurrent long-running requests (25 over 20 s in production)
+                h.read_body()
+                self._reject("403")
+                resp = jerr(403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded.")
+                resp.headers["Sforce-Limit-Info"] = self._limit_header()
+                self.log(method, raw, 403, False, "rejected", started)
+                h.send(resp, method)
+                return
+            self._serve(h, method, started, raw, path, query, headers, n, cfg)
+        finally:
+            with self.lock:
+                self.in_flight.pop(n, None)
+
+    def _serve(self, h, method, started, raw, path, query, headers, n, cfg):
         kind = self._fail_kind(n, cfg)
         if kind:
             with self.lock:
@@ -440,8 +529,13 @@ class App:
     # -- routing --------------------------------------------------------------------------
     def route(self, method, path, query, headers, body):
         """-> (Response, counted, endpoint)"""
+        body, bad = decode_body(headers, body)
         if path == "/services/oauth2/token":
+            if bad:
+                return jresp(400, {"error": "invalid_request", "error_description": bad}), False, "token"
             return self.token(method, headers, body)
+        if path.rstrip("/") == "/services/oauth2/userinfo":
+            return self.userinfo(headers), False, "userinfo"
         if path.rstrip("/") == "/services/data":
             if method not in ("GET", "HEAD"):
                 return jerr(405, "METHOD_NOT_ALLOWED", "HTTP Method '%s' not allowed. Allowed are GET,HEAD" % method), \
@@ -502,6 +596,8 @@ class App:
         ctx = {"version": version, "headers": headers, "query": query, "body": body, "method": method,
                "trailing": trailing, "used": used}
         try:
+            if bad:
+                raise RequestError(400, "JSON_PARSER_ERROR", bad)
             resp, endpoint = self.api(method, segs, ctx, sub)
         except RequestError as e:
             resp, endpoint = jresp(e.status, e.body()), ctx.get("endpoint", "other")
@@ -590,12 +686,44 @@ class App:
         r.headers["Cache-Control"] = "no-cache,must-revalidate,max-age=0,no-store,private"
         return r, False, "token"
 
+    def id_url(self):
+        return "%s/id/%s/%s" % (self.base_url, ORG_ID, USER_ID)
+
+    def userinfo(self, headers):
+        """OpenID Connect userinfo, as Salesforce shapes it (not an API call)"""
+        token = self._bearer(headers)
+        if not token or not self.auth.check(token):
+            return Response(403, b"Bad_OAuth_Token", {"Content-Type": "text/plain"})
+        u = self.store.tables["User"][USER_ID]
+        org = self.store.tables["Organization"][ORG_ID]
+        b = self.base_url
+        soap = b + "/services/Soap/%s/{version}/" + ORG_ID[:15]
+        rest = b + "/services/data/v{version}/"
+        return jresp(200, {
+            "sub": self.id_url(), "user_id": USER_ID, "organization_id": ORG_ID,
+            "preferred_username": u["Username"], "nickname": u["Alias"], "name": u["Name"], "email": u["Email"],
+            "email_verified": True, "given_name": u["FirstName"], "family_name": u["LastName"],
+            "zoneinfo": org.get("TimeZoneSidKey") or "GMT",
+            "photos": {"picture": b + "/profilephoto/005/F", "thumbnail": b + "/profilephoto/005/T"},
+            "profile": b + "/" + USER_ID, "picture": b + "/profilephoto/005/F",
+            "address": {"country": org.get("Country") or "US"}, "is_salesforce_integration_user": False,
+            "urls": {"enterprise": soap % "c", "metadata": soap % "m", "partner": soap % "u",
+                     "rest": rest, "sobjects": rest + "sobjects/", "search": rest + "search/",
+                     "query": rest + "query/", "recent": rest + "recent/", "tooling_soap": soap % "T",
+                     "tooling_rest": rest + "tooling/", "profile": b + "/" + USER_ID,
+                     "feeds": rest + "chatter/feeds", "groups": rest + "chatter/groups",
+                     "users": rest + "chatter/users", "feed_items": rest + "chatter/feed-items",
+                     "feed_elements": rest + "chatter/feed-elements", "custom_domain": b},
+            "active": True, "user_type": "STANDARD", "language": org.get("LanguageLocaleKey") or "en_US",
+            "locale": org.get("DefaultLocaleSidKey") or "en_US", "utcOffset": 0,
+            "updated_at": (u.get("LastModifiedDate") or "")[:19] + "Z", "is_app_installed": True})
+
     def identity(self, headers):
         token = self._bearer(headers)
         if not token or not self.auth.check(token):
             return Response(403, b"Bad_OAuth_Token", {"Content-Type": "text/plain"})
         u = self.store.tables["User"][USER_ID]
-        return jresp(200, {"id": "%s/id/%s/%s" % (self.base_url, ORG_ID, USER_ID), "asserted_user": True,
+        return jresp(200, {"id": self.id_url(), "asserted_user": True,
                            "user_id": USER_ID, "organization_id": ORG_ID, "username": u["Username"],
                            "display_name": u["Name"], "email": u["Email"], "active": True, "user_type": "STANDARD",
                            "language": "en_US", "locale": "en_US", "utcOffset": 0,
@@ -677,6 +805,7 @@ class App:
             if method == "DELETE":
                 with self.lock:
                     self.cursors.pop(segs[1].rsplit("-", 1)[0], None)
+                    self.child_cursors.pop(segs[1].rsplit("-", 1)[0], None)
                 return Response(204), "query_more"
             bad = self._only(method, ("GET", "HEAD"))
             if bad:
@@ -687,53 +816,142 @@ class App:
     def run_query(self, q, include_deleted, ctx):
         version = ctx["version"]
         db = self.store.db(version)
+        columns = (ctx["query"].get("columns") or "").lower() == "true"
         try:
             with self.store.lock:
-                total, rows = soql.run(q, db, include_deleted=include_deleted)
+                compiled = soql.compile_query(q, db, include_deleted=include_deleted)
+                if columns:
+                    return jresp(200, columns_mod.metadata(compiled, self.store.schema))
+                total, rows = compiled.execute()
         except soql.SoqlError as e:
             return jresp(getattr(e, "status", 400), error_body(e.error_code, e.message))
         batch = self._batch_size(ctx["headers"])
-        with self.lock:
-            self.stats["rows_served"] += min(len(rows), batch)
-        if len(rows) <= batch:
-            return Response(200, self._page_bytes(total, True, None, rows), {"Content-Type": JSON_CT})
-        loc = self.store.new_locator()
+        subs = [node[1] for node in compiled.plan.nodes if node[0] == "s"]
         now = self.clock.now()
-        cur = Cursor(rows, total, batch, version, now)
+        cur = Cursor(rows, total, batch, version, now, subs)
+        with self.lock:
+            inline, counted = self.cfg["child_inline"], self.cfg["child_rows_in_batch"]
+        if self._span(cur, 0, batch, inline, counted) >= len(rows):
+            return self._page_response(None, cur, 0, batch)     # one page: no locator is opened
+        loc = self.store.new_locator()
         with self.lock:
             self._expire_cursors(now)
             self.cursors[loc] = cur
             while len(self.cursors) > max(1, self.cfg["max_cursors"]):
                 self.cursors.popitem(last=False)
-        return Response(200, self._render(loc, cur, 0, batch), {"Content-Type": JSON_CT})
+        return self._page_response(loc, cur, 0, batch)
 
     def _expire_cursors(self, now):
         to = self.cfg["cursor_timeout"]
         if not to:
             return
-        for loc in [k for k, c in self.cursors.items() if now - c.last_used > to]:
-            del self.cursors[loc]
+        for pool in (self.cursors, self.child_cursors):
+            for loc in [k for k, c in pool.items() if now - c.last_used > to]:
+                del pool[loc]
 
-    def _page_bytes(self, total, done, next_url, rows):
-        recs = json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        if next_url:
-            head = '{"totalSize":%d,"done":false,"nextRecordsUrl":"%s","records":' % (total, next_url)
-        else:
-            head = '{"totalSize":%d,"done":%s,"records":' % (total, "true" if done else "false")
-        return head.encode() + recs + b"}"
+    def _span(self, cur, offset, size, inline, counted):
+        """end index of the page that starts at offset: `size` records, where (as Salesforce counts the
+        batch size) the inline rows of child sets count too, so a page holds fewer parents when their
+        children add up; at least one parent per page."""
+        n = len(cur.rows)
+        if not cur.subs or not counted:
+            return min(n, offset + size)
+        used, i = 0, offset
+        while i < n:
+            r = cur.rows[i]
+            w = 1
+            for k in cur.subs:
+                c = r.get(k)
+                if c:
+                    k_n = len(c["records"])
+                    w += min(k_n, inline) if inline > 0 else k_n
+            if i > offset and used + w > size:
+                break
+            used += w
+            i += 1
+        return i
+
+    def _child_sets(self, cur, offset, end, inline):
+        """the page's rows with every child set larger than `inline` cut to its first `inline` rows,
+        done:false and a nextRecordsUrl of its own (a locator kept per parent row and relationship)"""
+        page = cur.rows[offset:end]
+        if not cur.subs or inline <= 0:
+            return page
+        out = []
+        for i, r in enumerate(page, offset):
+            big = [k for k in cur.subs if r.get(k) and len(r[k]["records"]) > inline]
+            if big:
+                r = dict(r)
+                for k in big:
+                    full = r[k]["records"]
+                    loc = cur.child_locs.get((i, k))
+                    if loc is None:
+                        loc = self.store.new_locator()
+                        child = Cursor(full, len(full), cur.batch, cur.version, self.clock.now())
+                        with self.lock:
+                            self.child_cursors[loc] = child
+                            while len(self.child_cursors) > MAX_CHILD_CURSORS:
+                                self.child_cursors.popitem(last=False)
+                        cur.child_locs[(i, k)] = loc
+                    r[k] = {"totalSize": len(full), "done": False,
+                            "nextRecordsUrl": "/services/data/v%s/query/%s-%d" % (cur.version, loc, inline),
+                            "records": full[:inline]}
+            out.append(r)
+        return out
 
     def _render(self, loc, cur, offset, size):
-        key = (offset, size)
-        b = cur.cache.get(key)
-        if b is None:
-            end = offset + size
-            page = cur.rows[offset:end]
+        """-> (total, next_url or None, records JSON bytes, parents, child rows) of one page, cached per cursor"""
+        with self.lock:
+            inline, counted = self.cfg["child_inline"], self.cfg["child_rows_in_batch"]
+        key = (offset, size, inline, counted)
+        with cur.lock:
+            hit = cur.cache.get(key)
+            if hit is not None:
+                return hit
+            end = self._span(cur, offset, size, inline, counted)
+            page = self._child_sets(cur, offset, end, inline)
             nxt = "/services/data/v%s/query/%s-%d" % (cur.version, loc, end) if end < len(cur.rows) else None
-            b = self._page_bytes(cur.total, nxt is None, nxt, page)
+            recs = json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            kids = sum(len(r[k]["records"]) for r in page for k in cur.subs if r.get(k))
+            hit = (cur.total, nxt, recs, len(page), kids)
             if len(cur.cache) >= 4:
                 cur.cache.pop(next(iter(cur.cache)))
-            cur.cache[key] = b
-        return b
+            cur.cache[key] = hit
+            return hit
+
+    def _page_response(self, loc, cur, offset, size):
+        total, nxt, recs, parents, kids = self._render(loc, cur, offset, size)
+        with self.lock:
+            self.stats["rows_served"] += parents
+            self.stats["child_rows_served"] += kids
+            fault = self._take_fault("query") if nxt else None
+        if fault:
+            with self.lock:
+                self.stats["injected"]["query_" + fault] = self.stats["injected"].get("query_" + fault, 0) + 1
+            tail = {"missing": "", "null": '"nextRecordsUrl":null,', "empty": '"nextRecordsUrl":"",'}[fault]
+            head = '{"totalSize":%d,"done":false,%s"records":' % (total, tail)
+        elif nxt:
+            head = '{"totalSize":%d,"done":false,"nextRecordsUrl":"%s","records":' % (total, nxt)
+        else:
+            head = '{"totalSize":%d,"done":true,"records":' % total
+        return Response(200, head.encode() + recs + b"}", {"Content-Type": JSON_CT})
+
+    def _take_fault(self, kind):
+        """an armed fault of this kind ("query" pages, "bulk" results pages) for this response, or None;
+        call with self.lock held. The first `<kind>_fault_skip` eligible responses pass, then
+        `<kind>_fault_times` of them (0: all) are damaged."""
+        cfg = self.cfg
+        what = cfg[kind + "_fault"]
+        if not what:
+            return None
+        seen = self.fault_seen.get(kind, 0) + 1
+        self.fault_seen[kind] = seen
+        if seen <= cfg[kind + "_fault_skip"]:
+            return None
+        times = cfg[kind + "_fault_times"]
+        if times and seen > cfg[kind + "_fault_skip"] + times:
+            return None
+        return what
 
     def query_more(self, token, ctx):
         loc, _, off = token.rpartition("-")
@@ -741,16 +959,16 @@ class App:
         with self.lock:
             self._expire_cursors(now)
             cur = self.cursors.get(loc)
+            pool = self.cursors
+            if cur is None:
+                cur, pool = self.child_cursors.get(loc), self.child_cursors
             if cur is not None:
                 cur.last_used = now
-                self.cursors.move_to_end(loc)
+                pool.move_to_end(loc)
         if cur is None or not off.isdigit() or int(off) >= len(cur.rows) or int(off) <= 0:
             return jerr(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         size = self._batch_size(ctx["headers"], cur.batch)
-        offset = int(off)
-        with self.lock:
-            self.stats["rows_served"] += min(size, len(cur.rows) - offset)
-        return Response(200, self._render(loc, cur, offset, size), {"Content-Type": JSON_CT})
+        return self._page_response(loc, cur, int(off), size)
 
     # -- sobjects -------------------------------------------------------------------------
     def _obj(self, name, ctx):
@@ -1132,7 +1350,32 @@ class App:
                 with self.store.lock:
                     return jresp(200, list(self.store.tables[obj].values()))
             if method == "POST":
-                rows = doc if isinstance(doc, list) else [doc]
+                # [rows] | row | {"records": [rows], "stamp": ISO | "backdate_seconds": N}: the stamp (or now - N)
+                # is the LastModifiedDate/SystemModstamp (and CreatedDate of new rows) of rows that give none:
+                # a late commit, stamped before a cursor a reader already saved
+                stamp = None
+                if isinstance(doc, dict) and "records" in doc:
+                    if isinstance(doc.get("stamp"), (int, float)) and not isinstance(doc["stamp"], bool):
+                        stamp = float(doc["stamp"])
+                    elif doc.get("stamp") is not None:
+                        stamp = parse_datetime(str(doc["stamp"]))
+                        if stamp is None:
+                            return jerr(400, "INVALID_FIELD", "bad stamp %r" % doc["stamp"])
+                    elif doc.get("backdate_seconds") is not None:
+                        stamp = self.clock.now() - float(doc["backdate_seconds"])
+                    rows = doc["records"] if isinstance(doc["records"], list) else [doc["records"]]
+                else:
+                    rows = doc if isinstance(doc, list) else [doc]
+                if stamp is not None:
+                    iso = sf_datetime(stamp)
+                    stamped = []
+                    for r in rows:
+                        r = dict(r)
+                        new = not r.get("Id") or self.store.get(obj, r["Id"]) is None
+                        for k in ("LastModifiedDate", "SystemModstamp") + (("CreatedDate",) if new else ()):
+                            r.setdefault(k, iso)
+                        stamped.append(r)
+                    rows = stamped
                 try:
                     ids = [self.store.put_raw(obj, self._normalize_row(obj, r)) for r in rows]
                 except (ValueError, AttributeError) as e:
@@ -1164,18 +1407,59 @@ class App:
             with self.lock:
                 out = dict(self.cfg)
             out["duplicate_rules"] = ["%s:%s" % r for r in self.store.dup_rules]
+            out["jwt_audiences"] = list(self.auth.audiences)
+            out["late_commit_seconds"] = self.store.late_commit_seconds
+            out["removed_fields"] = ["%s.%s" % k for k in sorted(self.store.schema.removed)]
             return jresp(200, out)
+        if name in ("remove_field", "restore_field") and method == "POST":
+            obj = self.store.schema.object_name(str(doc.get("object") or ""))
+            if obj is None:
+                return jerr(404, "NOT_FOUND", "no object %s" % doc.get("object"))
+            try:
+                fn = self.store.remove_field if name == "remove_field" else self.store.restore_field
+                field = fn(obj, str(doc.get("field") or ""))
+            except SchemaError as e:
+                return jerr(400, "INVALID_FIELD", str(e))
+            return jresp(200, {"object": obj, "field": field, "removed": name == "remove_field"})
         if name == "save" and method == "POST":
             self.save()
             return jresp(200, {"saved": bool(self.persist)})
         return jerr(404, "NOT_FOUND", "unknown introspection endpoint %s" % path)
 
+    @staticmethod
+    def _check_faults(cfg):
+        if cfg["query_fault"] not in QUERY_FAULTS:
+            raise ValueError("query_fault: unknown kind %r (use %s)" % (cfg["query_fault"], ", ".join(QUERY_FAULTS[1:])))
+        if cfg["bulk_results_fault"] not in BULK_FAULTS:
+            raise ValueError("bulk_results_fault: unknown kind %r (use %s)" % (cfg["bulk_results_fault"],
+                                                                             ", ".join(BULK_FAULTS[1:])))
+        if cfg["bulk_results_fault_count"] not in ("actual", "zero"):
+            raise ValueError("bulk_results_fault_count: use actual or zero")
+
     def configure(self, doc):
         ints = ("api_limit", "session_calls", "session_seconds", "latency_ms", "slow_ms", "max_cursors",
-                "cursor_timeout", "bulk_polls_in_progress", "bulk_max_records")
+                "cursor_timeout", "bulk_polls_in_progress", "bulk_max_records", "child_inline",
+                "query_fault_skip", "query_fault_times", "bulk_results_fault_skip", "bulk_results_fault_times",
+                "long_running_limit")
+        strs = ("query_fault", "bulk_results_fault", "bulk_results_fault_count")
         with self.lock:
+            new = dict(self.cfg)
             for k, v in doc.items():
-                if k in ints:
+                if k in strs:
+                    new[k] = str(v or "")
+            self._check_faults(new)
+            for k, v in doc.items():
+                if k in strs:
+                    self.cfg[k] = new[k]
+                    if k.endswith("_fault"):
+                        self.fault_seen.pop(k[:-len("_fault")], None)    # re-arming starts the count again
+                elif k in ("query_fault_skip", "query_fault_times", "bulk_results_fault_skip",
+                           "bulk_results_fault_times"):
+                    self.cfg[k] = int(v)
+                    self.fault_seen.pop(k.rsplit("_fault_", 1)[0], None)
+                elif k == "child_rows_in_batch":
+                    self.cfg[k] = bool(v)
+                elif k in ints:
                     self.cfg[k] = int(v)
                 elif k == "fail_rate":
                     self.cfg[k] = float(v)
@@ -1184,7 +1468,9 @@ class App:
                     self.cfg[k] = [str(x).strip() for x in kinds if str(x).strip()]
                 elif k == "api_disabled":
                     self.cfg[k] = bool(v)
-                elif k == "duplicate_rules":
+                elif k == "long_running_seconds":
+                    self.cfg[k] = float(v)
+                elif k in ("duplicate_rules", "jwt_audiences", "late_commit_seconds"):
                     continue
                 else:
                     raise ValueError("unknown setting %s" % k)
@@ -1193,6 +1479,13 @@ class App:
                 self.store.dup_rules = []
                 for r in doc["duplicate_rules"] or ():
                     self._add_dup_rule(r)
+        if "jwt_audiences" in doc:
+            auds = doc["jwt_audiences"] or []
+            if isinstance(auds, str):
+                auds = [auds]
+            self.auth.audiences = [str(a).rstrip("/") for a in auds]
+        if "late_commit_seconds" in doc:
+            self.store.late_commit_seconds = int(doc["late_commit_seconds"])
         self.auth.session_calls = self.cfg["session_calls"]
         self.auth.session_seconds = self.cfg["session_seconds"]
 
@@ -1231,9 +1524,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             n = int(self.headers.get("Content-Length") or 0)
             data = self.rfile.read(n) if n > 0 else b""
-        if (self.headers.get("Content-Encoding") or "").lower() == "gzip" and data:
-            data = gzip.decompress(data)
-        self._body = data
+        self._body = data      # still encoded: App.route decodes Content-Encoding (and answers 400 when corrupt)
         return data
 
     def send(self, resp, method):
@@ -1327,6 +1618,32 @@ def parse_args(argv):
     p.add_argument("--bulk-max-records", type=int, default=50000,
                    help="default page size of Bulk 2.0 query results")
     p.add_argument("--gzip", action="store_true", help="gzip responses when the client accepts it")
+    p.add_argument("--sandbox", action="store_true",
+                   help="a sandbox org: Organization.IsSandbox, JWT audience https://test.salesforce.com")
+    p.add_argument("--org-name", default="Demo Org", help="Organization.Name")
+    p.add_argument("--jwt-audience", action="append", default=[],
+                   help="another accepted JWT aud (an Experience Cloud site URL); repeatable")
+    p.add_argument("--late-commit-seconds", type=int, default=0,
+                   help="API writes are stamped this many seconds before they commit")
+    p.add_argument("--long-running-limit", type=int, default=25,
+                   help="requests running longer than --long-running-seconds at once before new ones get 403 "
+                        "(0: no limit)")
+    p.add_argument("--long-running-seconds", type=float, default=20.0)
+    p.add_argument("--child-inline", type=int, default=200,
+                   help="rows of a child set returned inline; larger sets get done:false and a nextRecordsUrl "
+                        "(0: never cut)")
+    p.add_argument("--child-rows-not-in-batch", action="store_true",
+                   help="inline child rows do not count toward a page's batch size")
+    p.add_argument("--query-fault", choices=QUERY_FAULTS[1:],
+                   help="damage query pages that have more after them: nextRecordsUrl missing, null or empty")
+    p.add_argument("--query-fault-skip", type=int, default=0, help="eligible pages served intact first")
+    p.add_argument("--query-fault-times", type=int, default=1, help="pages damaged (0: all)")
+    p.add_argument("--bulk-results-fault", choices=BULK_FAULTS[1:],
+                   help="damage Bulk query results pages that have records: empty body or header row only")
+    p.add_argument("--bulk-results-fault-skip", type=int, default=0)
+    p.add_argument("--bulk-results-fault-times", type=int, default=1)
+    p.add_argument("--bulk-results-fault-count", choices=("actual", "zero"), default="actual",
+                   help="Sforce-NumberOfRecords of a damaged page: the records it should hold, or 0")
     a = p.parse_args(argv)
     try:
         float(a.api_version)

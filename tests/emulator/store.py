@@ -228,7 +228,9 @@ class Store:
         self._index = {}             # (obj, field) -> {key: set(ids)}
         self._templates = {}
         self.schema_mtime = self.clock.now()
+        self.late_commit_seconds = 0  # API writes stamped this long before they commit (a transaction started earlier)
         self._ensure_user()
+        self._ensure_org()
 
     # -- schema ---------------------------------------------------------------------------
     def apply_schema(self, doc):
@@ -252,11 +254,12 @@ class Store:
             self.schema_mtime = self.clock.now()
 
     def describe(self, obj, version):
-        rts = ()
-        if obj not in ("RecordType", "User"):
-            rts = [r for r in self.tables.get("RecordType", {}).values()
-                   if r.get("SobjectType") == obj and not r.get("IsDeleted")]
-        return self.schema.describe(obj, version, rts)
+        with self.lock:
+            rts = ()
+            if obj not in ("RecordType", "User", "Organization"):
+                rts = [r for r in self.tables.get("RecordType", {}).values()
+                       if r.get("SobjectType") == obj and not r.get("IsDeleted")]
+            return self.schema.describe(obj, version, rts)
 
     def template(self, obj):
         t = self._templates.get(obj)
@@ -281,9 +284,9 @@ class Store:
         return make_id(prefix, n)
 
     def new_locator(self):
-        n = self.counters.get(QUERY_LOCATOR_PREFIX, 62 ** 5)
-        n += 1
-        self.counters[QUERY_LOCATOR_PREFIX] = n
+        with self.lock:
+            n = self.counters.get(QUERY_LOCATOR_PREFIX, 62 ** 5) + 1
+            self.counters[QUERY_LOCATOR_PREFIX] = n
         body = QUERY_LOCATOR_PREFIX + "RO" + b62(n, 10)
         return body + id_suffix(body)
 
@@ -297,6 +300,60 @@ class Store:
                         "CreatedDate": now, "LastModifiedDate": now, "SystemModstamp": now,
                         "CreatedById": USER_ID, "LastModifiedById": USER_ID})
             users[USER_ID] = row
+
+    def _ensure_org(self):
+        orgs = self.tables["Organization"]
+        if ORG_ID not in orgs:
+            row = dict(self.template("Organization"))
+            then = sf_datetime(self.clock.now() - 400 * 86400)
+            row.update({"Id": ORG_ID, "Name": "Demo Org", "Country": "US", "DefaultLocaleSidKey": "en_US",
+                        "TimeZoneSidKey": "GMT", "LanguageLocaleKey": "en_US", "FiscalYearStartMonth": 1,
+                        "DefaultAccountAccess": "Edit", "DefaultContactAccess": "ControlledByParent",
+                        "DefaultOpportunityAccess": "Edit", "DefaultLeadAccess": "ReadEditTransfer",
+                        "DefaultCaseAccess": "ReadEditTransfer", "DefaultCalendarAccess": "HideDetails",
+                        "DefaultPricebookAccess": "ReadSelect", "DefaultCampaignAccess": "All", "UiSkin": "Theme3",
+                        "SignupCountryIsoCode": "US", "NumKnowledgeService": 0, "OrganizationType": "Enterprise Edition",
+                        "InstanceName": "EMU1", "IsSandbox": False, "MonthlyPageViewsUsed": 0,
+                        "MonthlyPageViewsEntitlement": 0, "IsReadOnly": False, "CreatedDate": then,
+                        "LastModifiedDate": then, "SystemModstamp": then, "CreatedById": USER_ID,
+                        "LastModifiedById": USER_ID})
+            orgs[ORG_ID] = row
+
+    def set_org(self, name=None, sandbox=None, instance=None, edition=None):
+        """the Organization row (--org-name, --sandbox, --instance-name, --edition)"""
+        with self.lock:
+            row = dict(self.tables["Organization"][ORG_ID])
+            if name is not None:
+                row["Name"] = name
+            if sandbox is not None:
+                row["IsSandbox"] = bool(sandbox)
+            if instance is not None:
+                row["InstanceName"] = instance
+            if edition is not None:
+                row["OrganizationType"] = edition
+            self.tables["Organization"][ORG_ID] = row
+
+    @property
+    def is_sandbox(self):
+        return bool(self.tables["Organization"][ORG_ID].get("IsSandbox"))
+
+    # -- fields an admin removes and restores (tests) -------------------------------------------
+    def remove_field(self, obj, name):
+        with self.lock:
+            canon = self.schema.remove_field(obj, name)
+            self._schema_changed()
+            return canon
+
+    def restore_field(self, obj, name):
+        with self.lock:
+            canon = self.schema.restore_field(obj, name)
+            self._schema_changed()
+            return canon
+
+    def _schema_changed(self):
+        self._templates = {}
+        self._index = {}
+        self.schema_mtime = self.clock.now()
 
     def set_username(self, username):
         with self.lock:
@@ -661,7 +718,7 @@ class Store:
 
     def _commit(self, prep, allow_save, version):
         kind, obj, old, values = prep
-        now = sf_datetime(self.clock.now())
+        now = sf_datetime(self.clock.now() - self.late_commit_seconds)
         table = self.tables[obj]
         if kind == "create":
             new = dict(self.template(obj))
@@ -904,6 +961,7 @@ class Store:
                     t[row["Id"]] = row
             self._index = {}
             self._ensure_user()
+            self._ensure_org()
             self.dirty = False
         return doc
 

