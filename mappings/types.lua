@@ -13,6 +13,8 @@
 -- rule in a recipe (`mapping = { types = { date = function(v) ... end } }`); that type
 -- then goes through Lua for the tenant's job. Keep this file in step with the C twin.
 
+local number_text = require("mappings.numbers").text   -- the one number formatter
+
 local MAX_SHOWN = 200   -- bytes of a string value quoted in a reason
 
 local null
@@ -43,22 +45,6 @@ local function json_number(s)
   if frac == "." then return nil end
   if exp ~= "" and not exp:match("^[eE][+-]?%d+$") then return nil end
   return tonumber(body)
-end
-
--- Text of a number: integral values in int64 range print as integers ("5", not "5.0");
--- anything else prints with the fewest significant digits (1..17, %g) that read back
--- as the same double ("0.1", "1e+20", "3.1415926535897931" → "3.141592653589793").
-local function number_text(n)
-  local i = math.tointeger(n)
-  if i then return string.format("%d", i) end
-  if n ~= n then return "nan" end
-  if n == math.huge then return "inf" end
-  if n == -math.huge then return "-inf" end
-  for p = 1, 17 do
-    local s = string.format("%." .. p .. "g", n)
-    if tonumber(s) == n then return s end
-  end
-  return string.format("%.17g", n)
 end
 
 local rules = {}

@@ -164,9 +164,12 @@ end
 
 -- default -----------------------------------------------------------------------------
 
+-- Modules of mappings/ that are not a stream's mapping.
+local NOT_STREAMS = { types = true, numbers = true }
+
 -- A private deep copy of the default mapping of a stream (mappings/<stream>.lua).
 function M.default(stream)
-  if type(stream) ~= "string" or not stream:match("^[%a][%w_]*$") or stream == "types" then
+  if type(stream) ~= "string" or not stream:match("^[%a][%w_]*$") or NOT_STREAMS[stream] then
     error("sf.mapping.default: no default mapping for stream " .. quote(stream), 2)
   end
   local ok, m = pcall(require, "mappings." .. stream)

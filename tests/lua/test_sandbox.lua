@@ -110,6 +110,9 @@ do
     local ok3, v3 = run("return type(require('mappings.salesforce_leads'))")
     t.ok(ok3 and v3 == "table", "require of a default mapping works", tostring(v3))
   end
+  local ok4, v4 = run("return require('mappings.numbers').text(1e16) .. ' ' .. require('mappings.types').string(1e16)")
+  t.eq(ok4 and v4, "10000000000000000 10000000000000000",
+       "a recipe formats numbers as the engine does: mappings.numbers and mappings.types work in the sandbox")
   refused("require 'mappings.nope'", "no such default mapping", "require of an unknown default mapping is refused")
 end
 

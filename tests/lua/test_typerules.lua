@@ -143,6 +143,19 @@ end
 
 t.eq(rules.number_text(5.0), "5", "number_text prints integral floats without .0")
 t.eq(rules.number_text(0.1), "0.1", "number_text prints the shortest round-tripping text")
+t.eq(rules.number_text(1e16), "10000000000000000", "number_text is exact for integral values in int64 range (1e16)")
+t.eq(rules.number_text(-2 ^ 63), "-9223372036854775808", "number_text is exact down to the int64 minimum")
+t.eq(rules.number_text(1e19), "1e+19", "number_text of an integral value beyond int64 is the shortest %g")
+do
+  local numbers = require "mappings.numbers"
+  local types = require "mappings.types"
+  t.ok(rules.number_text == numbers.text, "the export's number text is the one formatter, mappings.numbers.text")
+  for _, v in ipairs { 1e16, 2 ^ 53 + 2, 0.1, 5.0, -0.25, 1e-7, 1e20, 12345678901234567890 } do
+    local text = types.string(v)
+    t.ok(require("sf.export.json").encode(v) == text and require("sf.export.lookup").literal(v, { type = "double" }) == text,
+      "import (mappings.types) and export (JSON bodies, SOQL literals) write " .. text .. " alike")
+  end
+end
 t.eq(rules.cut("abc", 0), "abc", "cut with no limit keeps the text")
 t.ok(rules.is_missing(nil) and rules.is_missing(null) and rules.is_missing(""), "nil, null and \"\" are missing")
 t.ok(not rules.is_missing(false) and not rules.is_missing(0), "false and 0 are values")

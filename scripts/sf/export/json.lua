@@ -5,17 +5,16 @@
 --   local json = require "sf.export.json"
 --   json.encode { b = 1, a = { 0.1, true } }  --> {"a":[0.1,true],"b":1}
 --
--- Numbers print as number_text does (integral values exactly, others with
--- the fewest digits that read back as the same double); NaN and infinities,
+-- Numbers print as mappings.numbers.text does (integral values exactly,
+-- others with the fewest digits that read back as the same double); NaN and infinities,
 -- JSON null (cjson.null), nil and values JSON has no form for print as null.
 -- An empty table is {} unless it carries cjson.empty_array_mt.
 local cjson = require "cjson.safe"
-local typerules = require "sf.export.typerules"
+local number_text = require("mappings.numbers").text
 
 local M = {}
 
 local null = cjson.null
-local number_text = typerules.number_text
 
 local function encode(v, out)
   local t = type(v)

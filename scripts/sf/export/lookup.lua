@@ -6,7 +6,7 @@
 --   local found = lookup.find(job, target, recs)   -- { match_key = { {id, modified}, ... } }
 --   lookup.pick(target, matches)                   -- the matches to update
 --   lookup.literal(value, fd)                      -- a SOQL literal for a describe field
-local typerules = require "sf.export.typerules"
+local numbers = require "mappings.numbers"
 local client_mod = require "sf.client"
 local record = require "sf.export.record"
 local abort = require "sf.export.abort"
@@ -18,7 +18,7 @@ M.MAX_URI = 16000           -- request target bytes (Salesforce refuses > 16,384
 
 local function soql_literal(v, fd)
   local t = fd.type
-  if t == "int" or t == "double" or t == "currency" or t == "percent" then return typerules.number_text(v) end
+  if t == "int" or t == "double" or t == "currency" or t == "percent" then return numbers.text(v) end
   if t == "boolean" then return v and "true" or "false" end
   if t == "date" or t == "datetime" then return v end
   v = tostring(v)

@@ -13,6 +13,7 @@
 --     nil, skip reason, message    (no value for a match field)
 local cjson = require "cjson.safe"
 local typerules = require "sf.export.typerules"
+local numbers = require "mappings.numbers"
 local profiles = require "sf.export.profiles"
 local segment = require "sf.export.segment"
 local json = require "sf.export.json"
@@ -111,7 +112,7 @@ local function scores_text(scores)
   for k in pairs(scores) do names[#names + 1] = k end
   table.sort(names)
   local parts = {}
-  for i, k in ipairs(names) do parts[i] = k .. "=" .. typerules.number_text(scores[k]) end
+  for i, k in ipairs(names) do parts[i] = k .. "=" .. numbers.text(scores[k]) end
   return parts
 end
 

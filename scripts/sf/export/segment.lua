@@ -37,6 +37,7 @@
 -- avatar, birthday, createdAt, gender, username, plan, email on an Account)
 -- are not sent. Numbers sent to text fields (postalCode 94115, phone) become
 -- text.
+local numbers = require "mappings.numbers"
 local typerules = require "sf.export.typerules"
 local profiles = require "sf.export.profiles"
 local cjson = require "cjson.safe"
@@ -48,7 +49,7 @@ local null = cjson.null
 local function is_object(v) return type(v) == "table" and v ~= null end
 
 local function text(v)
-  if type(v) == "number" then return typerules.number_text(v) end
+  if type(v) == "number" then return numbers.text(v) end
   if v == null then return nil end
   return v
 end

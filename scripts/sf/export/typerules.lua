@@ -10,7 +10,8 @@
 --   typerules.supported(field) -> true | nil, reason   (a field the export can write)
 --   typerules.is_missing(value) -> true for nil, JSON null and ""
 --   typerules.cut(s, max_units) -> s cut to at most max_units (see "Lengths")
---   typerules.number_text(n)  -> shortest text that reads back as n
+--   typerules.number_text(n)  -> mappings.numbers.text: exact for int64, else the
+--                                shortest text that reads back as n
 --
 -- Values arrive as cjson decodes JSON (every number a float), or as recipe
 -- functions return them. The rules, by describe type:
@@ -67,19 +68,8 @@ function M.is_missing(v)
   return v == nil or v == null or v == ""
 end
 
--- Shortest text that reads back as the same number ("0.1", "1e-07", "5").
-local function number_text(n)
-  local i = math.tointeger(n)
-  if i and (math.type(n) == "integer" or math.abs(n) < 2 ^ 53) then return string.format("%d", i) end
-  if n ~= n then return "nan" end
-  if n == math.huge then return "inf" end
-  if n == -math.huge then return "-inf" end
-  for p = 1, 17 do
-    local s = string.format("%." .. p .. "g", n)
-    if tonumber(s) == n then return s end
-  end
-  return string.format("%.17g", n)
-end
+-- The one number formatter (mappings/numbers.lua), the same on import and export.
+local number_text = require("mappings.numbers").text
 M.number_text = number_text
 
 -- n with at most `places` decimals, cut toward zero on its shortest decimal
