@@ -21,7 +21,8 @@
 --   sf.log(fmt, ...)   sf.now() -> epoch seconds   sf.json.encode/decode
 --   sf.auth_from_env(flow?) -> the auth table from SF_* environment variables
 -- Every table the engine hands a recipe (the globals included) is a read-only
--- proxy with a locked metatable; each recipe gets fresh ones.
+-- proxy with a locked metatable (sandbox.readonly, the one proxy the engine
+-- has); each recipe gets fresh ones.
 local core = require "sf.sandbox.core"
 local log = require "sf.log"
 local cjson_safe = require "cjson.safe"
@@ -54,18 +55,26 @@ local function locked(what)
   end
 end
 
--- A read-only view of t: reads, pairs and # go to t; writes raise; the
--- metatable is locked. t itself is never reachable through the proxy.
-local function readonly(t, what)
+-- The one read-only proxy: a view of t whose reads, pairs and # go to t;
+-- writes raise "<what> is read-only (cannot set k)" (or call on_write); the
+-- metatable is locked, so t itself is never reachable through the view.
+-- opts.deep: tables read through the view are views too (a user handed to
+-- recipe functions); opts.on_write(view, k, v) replaces the write error.
+local function readonly(t, what, opts)
+  local deep = opts and opts.deep
+  local function view(v)
+    if deep and type(v) == "table" then return readonly(v, what, opts) end
+    return v
+  end
   return setmetatable({}, {
-    __index = t,
-    __newindex = locked(what),
+    __index = deep and function(_, k) return view(t[k]) end or t,
+    __newindex = opts and opts.on_write or locked(what),
     __pairs = function()
       local k
       return function()
         local v
         k, v = next(t, k)
-        return k, v
+        return k, view(v)
       end
     end,
     __len = function() return #t end,
@@ -401,20 +410,10 @@ function M.new(opts)
   end
   g.require = make_require(box)
   g.sf = make_sf(box)
-  local env = setmetatable({}, {
-    __index = g,
-    __newindex = function(_, k)
+  local env = readonly(g, "the recipe environment", {
+    on_write = function(_, k)
       error(string.format("cannot set global %s: the recipe environment is read-only (use local)", tostring(k)), 2)
     end,
-    __pairs = function()
-      local k
-      return function()
-        local v
-        k, v = next(g, k)
-        return k, v
-      end
-    end,
-    __metatable = "locked",
   })
   g._G = env
   box.env = env

@@ -462,7 +462,7 @@ class Records(unittest.TestCase):
             job.cleanup()
 
     def test_recipe_functions_and_static_values(self):
-        """field values from a user field, a static text, the profile id, audiences and a Lua function"""
+        """field values from a user field, a static text, the profile id, audiences and a Lua function (which reads, iterates and counts the user but cannot change it)"""
         with Emulator(["--data", ORG]) as emu:
             fields = {
                 "Title": Lua('function(u) return string.upper(u.fields.title) .. " #" .. u.id end'),
@@ -472,6 +472,9 @@ class Records(unittest.TestCase):
                 "Industry": {"audiences": ["Technology", "Banking"]},
                 "Website": Lua('function(u) error("boom") end'),
                 "City": "address.city",
+                "MobilePhone": Lua('function(u) local n = 0 for k, v in pairs(u.fields.address) do n = n + #k + #v end '
+                                   'return n .. " " .. #u.audiences end'),
+                "Phone": Lua('function(u) u.fields.address.city = "Oslo" end'),
             }
             job = Job(emu, recipe(extra_fields=fields), [
                 {"id": "u1", "audiences": ["power", "Technology"],
@@ -480,10 +483,13 @@ class Records(unittest.TestCase):
             job.run()
             r = by_email(emu)["a@x.example"]
             self.assertEqual((r["Title"], r["LeadSource"], r["Ext_Text__c"], r["Description"], r["Industry"],
-                              r["Website"], r["City"]), ("CTO #u1", "Web", "u1", "Technology, power", "Technology", None, "Rome"))
-            rej = job.rejects()
-            self.assertEqual([(x["field"], x["statusCode"]) for x in rej], [("Website", "FUNCTION_ERROR")])
-            self.assertIn("boom", rej[0]["message"])
+                              r["Website"], r["City"], r["MobilePhone"], r["Phone"]),
+                             ("CTO #u1", "Web", "u1", "Technology, power", "Technology", None, "Rome", "8 2", None))
+            rej = sorted(job.rejects(), key=lambda x: x["field"])
+            self.assertEqual([(x["field"], x["statusCode"]) for x in rej],
+                             [("Phone", "FUNCTION_ERROR"), ("Website", "FUNCTION_ERROR")])
+            self.assertIn("the user is read-only (cannot set city)", rej[0]["message"])
+            self.assertIn("boom", rej[1]["message"])
             job.cleanup()
 
     def test_custom_object_upsert(self):

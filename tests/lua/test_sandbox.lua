@@ -282,6 +282,33 @@ do
   t.ok(ok7, "sf.log works")
 end
 
+-- the one read-only proxy (sandbox.readonly): what the engine hands recipe code
+do
+  local user = { id = "u1", audiences = { "a", "b" }, fields = { address = { city = "Rome" } } }
+  local view = sandbox.readonly(user, "the user", { deep = true })
+  local box = sandbox.new { dir = tmp }
+  local fn = box:load([[
+    local u = ...
+    local n = 0
+    for k, v in pairs(u.fields.address) do n = n + #k + #v end
+    return n, #u.audiences, u.audiences[2], getmetatable(u.fields)
+  ]], "=recipe")
+  local ok, n, len, second, mt = box:run(fn, 2000, view)
+  t.ok(ok and n == 8 and len == 2 and second == "b" and mt == "locked",
+    "a deep view reads, iterates and counts like the table; nested tables are locked views too",
+    tostring(n) .. " " .. tostring(len) .. " " .. tostring(second) .. " " .. tostring(mt))
+  local write = box:load("local u = ... u.fields.address.city = 'Oslo'", "=recipe")
+  local ok2, err2 = box:run(write, 2000, view)
+  t.ok(not ok2 and tostring(err2):find("the user is read-only (cannot set city)", 1, true) ~= nil,
+    "writing into a nested table of a deep view is refused", tostring(err2))
+  t.eq(user.fields.address.city, "Rome", "the table behind the view is unchanged")
+  local raw = box:load("local u = ... local k, v = next(u) return k, v", "=recipe")
+  local ok3, k3 = box:run(raw, 2000, view)
+  t.ok(ok3 and k3 == nil, "next() on a view sees an empty proxy, never the table behind it", tostring(k3))
+  local shallow = sandbox.readonly(user, "the user")
+  t.ok(shallow.fields == user.fields, "a shallow view hands nested tables out as they are (engine-owned copies only)")
+end
+
 -- a whole recipe through recipe.load: escape attempt at load time
 do
   write("evil.lua", "os.execute('touch /tmp/sfengine-pwned')\nreturn {}\n")

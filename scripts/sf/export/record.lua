@@ -12,6 +12,7 @@
 --             hash = "<32 hex digits>" }
 --     nil, skip reason, message    (no value for a match field)
 local cjson = require "cjson.safe"
+local sandbox = require "sf.sandbox"
 local typerules = require "sf.export.typerules"
 local numbers = require "mappings.numbers"
 local profiles = require "sf.export.profiles"
@@ -33,29 +34,6 @@ function M.match_key(values)
     parts[i] = type(v) == "string" and v:lower() or json.encode(v)
   end
   return table.concat(parts, "\0")
-end
-
--- A read-only view of a user for recipe functions.
-local function readonly(t)
-  return setmetatable({}, {
-    __index = function(_, k)
-      local v = t[k]
-      if type(v) == "table" and v ~= null then return readonly(v) end
-      return v
-    end,
-    __newindex = function(_, k) error("the user is read-only (cannot set " .. tostring(k) .. ")", 2) end,
-    __pairs = function()
-      local k
-      return function()
-        local v
-        k, v = next(t, k)
-        if type(v) == "table" and v ~= null then v = readonly(v) end
-        return k, v
-      end
-    end,
-    __len = function() return #t end,
-    __metatable = "locked",
-  })
 end
 
 -- Items joined with sep while they fit max units (whole items only).
@@ -148,7 +126,9 @@ local function build_record(job, target, user, exported)
   end
   local view
   for _, row in ipairs(target.rows) do
-    if type(row.source) == "function" and not view then view = readonly(user) end
+    if type(row.source) == "function" and not view then
+      view = sandbox.readonly(user, "the user", { deep = true })   -- what recipe functions see
+    end
     local v, err = source_value(job, row.source, user, row.fd, view)
     if err then
       rejects[#rejects + 1] = { field = row.field, reason = err, code = "FUNCTION_ERROR" }
