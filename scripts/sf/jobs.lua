@@ -25,6 +25,7 @@ local budget_mod = require "sf.budget"
 local state_mod = require "sf.state"
 local schedule = require "sf.schedule"
 local cjson = require "cjson.safe"
+local tables = require "sf.tables"
 
 local M = {}
 
@@ -171,10 +172,7 @@ function M.print_summary(job, s)
   if job.opts.quiet then return end
   local lines = { string.format("%s %s: %s in %.1f s, %d API calls%s", s.kind, s.job, s.status,
     s.duration_s, s.api_calls, s.message and (" (" .. s.message .. ")") or "") }
-  local names = {}
-  for name in pairs(s.streams or {}) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(tables.sorted_keys(s.streams or {})) do
     local st = s.streams[name]
     lines[#lines + 1] = string.format("  %-28s %9d records %7d deletions %7d rejects", name, st.records, st.deletions, st.rejects)
   end

@@ -44,6 +44,7 @@ local clock = require "sf.clock"
 local signal = require "sf.signal"
 local store_mod = require "sf.store"
 local jobs = require "sf.jobs"
+local tables = require "sf.tables"
 local schema = require "sf.export.schema"
 local plan = require "sf.export.plan"
 local input = require "sf.export.input"
@@ -61,9 +62,7 @@ local function summary_lines(job, st)
   lines[#lines + 1] = string.format("lines read %d, users %d", st.lines, st.users)
   lines[#lines + 1] = string.format("created %d, updated %d, failed %d, unique profiles exported %d",
     st.created, st.updated, st.failed, st.unique_exported)
-  local reasons = {}
-  for k in pairs(st.skipped) do reasons[#reasons + 1] = k end
-  table.sort(reasons)
+  local reasons = tables.sorted_keys(st.skipped)
   if #reasons > 0 then
     local parts = {}
     for _, k in ipairs(reasons) do parts[#parts + 1] = k .. " " .. st.skipped[k] end

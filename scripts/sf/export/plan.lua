@@ -16,6 +16,7 @@
 -- audiences_field, affinities_field, scores_field (and their _fd) }.
 local recipe = require "sf.recipe"
 local jobs = require "sf.jobs"
+local tables = require "sf.tables"
 local typerules = require "sf.export.typerules"
 local schema = require "sf.export.schema"
 local abort = require "sf.export.abort"
@@ -93,10 +94,7 @@ local function plan_target(r, t, prefix, kind, ctx)
   else
     p.match = type(t.match_field) == "string" and { t.match_field } or t.match_field
     if t.default_fields and schema.DEFAULTS[p.object] then
-      local names = {}
-      for f in pairs(schema.DEFAULTS[p.object]) do names[#names + 1] = f end
-      table.sort(names)
-      for _, f in ipairs(names) do
+      for _, f in ipairs(tables.sorted_keys(schema.DEFAULTS[p.object])) do
         seen[f:lower()] = "default"
         p.rows[#p.rows + 1] = { field = f, source = schema.DEFAULTS[p.object][f], key = key("default_fields"), default = true }
       end
@@ -110,10 +108,7 @@ local function plan_target(r, t, prefix, kind, ctx)
     p.rows[#p.rows + 1] = { field = f, source = src, key = key("field_overrides", f) }
   end
   for _, section in ipairs { "required_fields", "extra_fields" } do
-    local names = {}
-    for f in pairs(t[section] or {}) do names[#names + 1] = f end
-    table.sort(names)
-    for _, f in ipairs(names) do add(f, t[section][f], key(section, f)) end
+    for _, f in ipairs(tables.sorted_keys(t[section] or {})) do add(f, t[section][f], key(section, f)) end
   end
   for _, special in ipairs { "audiences_field", "affinities_field", "scores_field" } do
     local f = t[special]

@@ -49,6 +49,7 @@
 --     affinities = {...} | nil, consent = { ... } | nil, source = "profiles" | "segment",
 --     segment_type = "identify" | "group" | nil }
 local cjson = require "cjson.safe"
+local tables = require "sf.tables"
 
 local M = {}
 
@@ -109,13 +110,6 @@ local function set_of(list)
   return s
 end
 
-local function sorted_keys(set)
-  local out = {}
-  for k in pairs(set) do out[#out + 1] = k end
-  table.sort(out)
-  return out
-end
-
 local EVENTS = { update = true, enter = true, exit = true }
 local KINDS = { user = true, account = true }
 
@@ -160,7 +154,7 @@ local function parse_profile(obj)
   return {
     key = kind == "account" and ("account:" .. id) or id,
     id = id, kind = kind, event = event, audience = audience,
-    audiences = sorted_keys(in_audience), in_audience = in_audience,
+    audiences = tables.sorted_keys(in_audience), in_audience = in_audience,
     fields = fields, scores = scores, affinities = affinities, consent = consent,
     source = "profiles",
   }

@@ -13,6 +13,7 @@
 --     nil, skip reason, message    (no value for a match field)
 local cjson = require "cjson.safe"
 local sandbox = require "sf.sandbox"
+local tables = require "sf.tables"
 local typerules = require "sf.export.typerules"
 local numbers = require "mappings.numbers"
 local profiles = require "sf.export.profiles"
@@ -86,11 +87,8 @@ local function source_value(job, src, user, fd, view)
 end
 
 local function scores_text(scores)
-  local names = {}
-  for k in pairs(scores) do names[#names + 1] = k end
-  table.sort(names)
   local parts = {}
-  for i, k in ipairs(names) do parts[i] = k .. "=" .. numbers.text(scores[k]) end
+  for i, k in ipairs(tables.sorted_keys(scores)) do parts[i] = k .. "=" .. numbers.text(scores[k]) end
   return parts
 end
 

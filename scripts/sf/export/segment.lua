@@ -41,6 +41,7 @@ local numbers = require "mappings.numbers"
 local typerules = require "sf.export.typerules"
 local profiles = require "sf.export.profiles"
 local cjson = require "cjson.safe"
+local tables = require "sf.tables"
 
 local M = {}
 
@@ -178,10 +179,7 @@ end
 -- present (they are combined with AND). -> { Field = value } | nil, trait
 function M.lookup_values(traits, lookup)
   local out = {}
-  local names = {}
-  for trait in pairs(lookup) do names[#names + 1] = trait end
-  table.sort(names)
-  for _, trait in ipairs(names) do
+  for _, trait in ipairs(tables.sorted_keys(lookup)) do
     local v = text(profiles.get(traits, trait))
     if typerules.is_missing(v) then return nil, trait end
     out[lookup[trait]] = v
