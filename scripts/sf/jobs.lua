@@ -1,5 +1,5 @@
 -- What import and export jobs share: the recipe parts common to both (auth,
--- custom mappings, schedule), setting up client, budget and state, the
+-- schedule), setting up client, budget and state, the
 -- one-shot / keep-updated loop and the run summary.
 --
 -- Exit codes (M.EXIT): 0 done; 1 failed; 2 usage or recipe error; 3 paused by
@@ -66,26 +66,6 @@ M.auth_schema = S.record({
     return true
   end,
 })
-
-M.mapping_schema = S.record {
-  add = S.list(S.record {
-    source = S.one_of { S.string {}, S.list(S.string {}) },
-    sf = S.one_of { S.string {}, S.list(S.string {}) },
-    combine = S.string { enum = { "first", "all" } },
-    to = S.string { required = true },
-    type = S.string { required = true, enum = { "string", "number", "int", "bool", "date", "[]string" } },
-    description = S.string {},
-    identity = S.boolean {},
-    derive = S.string { enum = { "emaildomain" } },
-    const = S.string { enum = { "now" } },
-    transform = S.func {},
-  }),
-  sources = S.map(S.string {}, S.string {}),
-  rename = S.map(S.string {}, S.string {}),
-  drop = S.list(S.string {}),
-  transform = S.map(S.string {}, S.func {}),
-  types = S.map(S.string { enum = { "string", "number", "int", "bool", "date", "[]string" } }, S.func {}),
-}
 
 M.schedule_schema = S.record {
   every = S.string { required = true, enum = { "1h", "24h", "7d" } },

@@ -251,6 +251,19 @@ class ImportTest(unittest.TestCase):
         line = next(i + 1 for i, l in enumerate(text) if "sincee" in l)
         self.assertRegex(lines[0], r"job\.lua:%d: objects\.Lead\.sincee: unknown key" % line)
 
+    def test_bad_mapping_row_is_a_recipe_error(self):
+        """an added mapping row that breaks a row rule is one line naming file:line and the row, exit 2, before any API call"""
+        calls = self.emu.stats()["api_calls"]
+        path = self.w.write("job.lua", recipe('{ Lead = { mapping = { add = {\n'
+                                              '  { sf = "Rating", const = "now", to = "r", type = "string" },\n'
+                                              '} } } }'))
+        p = run(path, self.env)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        lines = [l for l in p.stderr.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertRegex(lines[0], r"job\.lua:\d+: objects\.Lead\.mapping\.add\[1\]: needs exactly one of source, sf or const")
+        self.assertEqual(self.emu.stats()["api_calls"], calls, "no API call before the recipe is valid")
+
     def test_bad_recipe_wrong_type_and_missing_auth(self):
         """a wrong type and a missing auth block are recipe errors (exit 2)"""
         path = self.w.write("job.lua", recipe(ALL4, extra="batch_size = \"lots\","))

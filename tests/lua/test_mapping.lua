@@ -417,4 +417,47 @@ do
            "for_object refuses an odd object name")
 end
 
+do -- one row declaration (sf.mapping.schema) behind every validator
+  local recipe = require "sf.recipe"
+  local schema = require "sf.mapping.schema"
+  local function recipe_error(custom)
+    local ok, err = pcall(recipe.validate, custom, mapping.recipe_custom, { path = "job.lua" })
+    return not ok and tostring(err) or nil
+  end
+  local function customize_error(custom)
+    local ok, err = pcall(mapping.customize, mapping.default("salesforce_leads"), custom)
+    return not ok and tostring(err) or nil
+  end
+  t.same(mapping.TYPES, require("sf.mapper").TYPES, "the row types are the C table's (sf.mapper.TYPES), listed once")
+  local good = { add = { { sf = "Rating", to = "r", type = "string", identity = false, description = "d" } } }
+  t.ok(recipe_error(good) == nil and customize_error(good) == nil, "a well-formed added row passes both validators")
+  for _, case in ipairs {
+    { { sf = "Rating", const = "now", to = "r", type = "string" }, "needs exactly one of source, sf or const" },
+    { { to = "r", type = "string" }, "needs exactly one of source, sf or const" },
+    { { sf = "A", to = "r", type = "string", combine = "all" }, 'combine = "all" needs type "[]string"' },
+    { { const = "now", derive = "emaildomain", to = "r", type = "string" }, "derive needs source or sf (not const)" },
+  } do
+    local custom = { add = { case[1] } }
+    local r, c = recipe_error(custom), customize_error(custom)
+    t.ok(r and r:find("job.lua: add[1]: " .. case[2], 1, true) and c and c:find(case[2], 1, true),
+      "the rule '" .. case[2] .. "' holds in the recipe (file:line) and in mapping.customize", tostring(r) .. " | " .. tostring(c))
+  end
+  local r = recipe_error({ add = { { sf = "Rating; DROP", to = "r", type = "string" } } })
+  t.ok(r and r:find("add[1].sf: not a Salesforce field path", 1, true),
+    "a recipe's added row with an odd field path is refused before any call", r)
+  r = recipe_error({ add = { { sf = "Rating", to = "r", type = "text" } } })
+  t.ok(r and r:find("add[1].type: must be one of", 1, true), "a recipe's added row with an unknown type is refused", r)
+  r = recipe_error({ add = { { sf = "Rating", to = "r", type = "string", infer = true } } })
+  t.ok(r and r:find("add[1].infer: unknown key", 1, true), "keys the engine sets itself (infer) are not offered to recipes", r)
+  r = recipe_error({ types = { text = function() end } })
+  t.ok(r and r:find("types.text: must be one of", 1, true), "a recipe overrides only rules of known types", r)
+  local keys = {}
+  for _, spec in ipairs(schema.ROW) do
+    if not spec.internal then keys[#keys + 1] = spec.key end
+  end
+  table.sort(keys)
+  t.eq(table.concat(mapping.recipe_custom.fields.add.item.names, ","), table.concat(keys, ","),
+       "the recipe's added row takes exactly the declared row keys")
+end
+
 t.done()

@@ -40,7 +40,7 @@ local object_schema = S.record {
   since = S.string { pattern = since_pattern, doc = "oldest record to import (date or datetime, UTC unless an offset is given)" },
   timestamp_field = S.string { default = "LastModifiedDate", pattern = "^[%a][%w_]*$" },
   additional_fields = S.list(S.string { pattern = "^[%a][%w_%.]*$" }),
-  mapping = jobs.mapping_schema,
+  mapping = mapping.recipe_custom,
   mode = S.string { enum = { "rest", "bulk", "auto" }, doc = "rest: REST query pages; bulk: a Bulk API 2.0 query job; auto: Bulk when more than bulk_threshold records are due (default: the recipe's mode)" },
 }
 
@@ -50,7 +50,7 @@ local custom_object_schema = S.record {
   stream = S.string { required = true, pattern = "^[%w_%-]+$" },
   timestamp_field = S.string { default = "LastModifiedDate", pattern = "^[%a][%w_]*$" },
   since = S.string { pattern = since_pattern },
-  mapping = jobs.mapping_schema,
+  mapping = mapping.recipe_custom,
   mode = S.string { enum = { "rest", "bulk", "auto" } },
 }
 
