@@ -1,6 +1,9 @@
--- TAP-style checks for Lua tests run by `sfengine --test FILE`.
+-- TAP-style checks for Lua tests run by `sfengine --test FILE`, and the few
+-- helpers the test files share.
 --   local t = require "tests.tap"   -- (also reachable as dofile)
 --   t.ok(cond, "what it proves"); t.eq(got, want, "what"); t.done()
+--   local dir = t.tmpdir("sub")      -- a fresh directory (and dir/sub), removed by t.done()
+--   t.write(dir .. "/f.txt", "data") -- a file with exactly these bytes; returns its path
 local M = { failed = 0, passed = 0 }
 
 local function show(v)
@@ -46,7 +49,26 @@ function M.raises(fn, needle, name)
   return M.ok(tostring(err):find(needle, 1, true) ~= nil, name, "message: " .. tostring(err))
 end
 
+local tmpdirs = {}
+
+function M.tmpdir(...)
+  local pipe = assert(io.popen("mktemp -d"))
+  local dir = assert(pipe:read("l"), "mktemp -d gave no directory")
+  pipe:close()
+  for _, sub in ipairs { ... } do assert(os.execute("mkdir -p '" .. dir .. "/" .. sub .. "'")) end
+  tmpdirs[#tmpdirs + 1] = dir
+  return dir
+end
+
+function M.write(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+  return path
+end
+
 function M.done()
+  for _, dir in ipairs(tmpdirs) do os.execute("rm -rf '" .. dir .. "'") end
   os.exit(M.failed == 0 and 0 or 1)
 end
 

@@ -20,7 +20,7 @@ t.eq(auth.audience { sandbox = true, audience = "https://acme.my.site.com/custom
   "https://acme.my.site.com/customers", "JWT audience: an explicit audience (Experience Cloud site) wins, trailing slash trimmed")
 
 -- Build the assertion the way the JWT flow does, with a fresh test key.
-local dir = os.tmpname(); os.remove(dir); assert(os.execute("mkdir -p " .. dir))
+local dir = t.tmpdir()
 assert(os.execute("openssl genpkey -algorithm RSA -out " .. dir .. "/k.pem -pkeyopt rsa_keygen_bits:2048 2>/dev/null"))
 local pem = assert(io.open(dir .. "/k.pem")):read("a")
 local key = assert(jwt.load_key(pem))
@@ -50,10 +50,9 @@ local my = cjson.decode(jwt.base64url_decode(assert(auth.assertion({ flow = "jwt
   username = "u@example.com", private_key = pem, login_url = "https://acme.my.salesforce.com" },
   function(v) return v end)):match("^[%w_-]+%.([%w_-]+)%.")))
 t.eq(my.aud, "https://login.salesforce.com", "with a My Domain login_url aud is still https://login.salesforce.com")
-local f = assert(io.open(dir .. "/data", "wb")); f:write(h .. "." .. c); f:close()
-f = assert(io.open(dir .. "/sig", "wb")); f:write(jwt.base64url_decode(sig)); f:close()
+t.write(dir .. "/data", h .. "." .. c)
+t.write(dir .. "/sig", jwt.base64url_decode(sig))
 assert(os.execute("openssl pkey -in " .. dir .. "/k.pem -pubout -out " .. dir .. "/pub.pem 2>/dev/null"))
 local ok = os.execute("openssl dgst -sha256 -verify " .. dir .. "/pub.pem -signature " .. dir .. "/sig " .. dir .. "/data >/dev/null 2>&1")
 t.ok(ok, "the RS256 signature verifies with the public key")
-os.execute("rm -rf " .. dir)
 t.done()

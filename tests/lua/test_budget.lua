@@ -114,9 +114,7 @@ do
 end
 
 -- Budget files: the reservation is on disk before the call is sent.
-local dir = os.tmpname()
-os.remove(dir)
-assert(fs.mkdir_p(dir))
+local dir = t.tmpdir()
 do
   now = T0 + 30
   local file = dir .. "/job.budget"
@@ -157,6 +155,4 @@ do
   local bad = budget.new { max_daily = 5, now = clk, saved = "c1:junk" }
   t.ok(bad:admit(1) == nil and bad.warning ~= nil, "a damaged counter in the state counts as spent too")
 end
-os.execute("rm -rf '" .. dir .. "'")
-
 t.done()

@@ -7,13 +7,10 @@ local bulk = require "sf.import.bulk"
 local sink_mod = require "sf.import.sink"
 local mapper = require "sf.mapper"
 local state_mod = require "sf.state"
-local fs = require "sf.fs"
 local clock = require "sf.clock"
 local cjson = require "cjson"
 
-local TMP = os.tmpname()
-os.remove(TMP)
-assert(fs.mkdir_p(TMP))
+local TMP = t.tmpdir()
 
 -- Records: ids 00Q...1..N, timestamps rising every 7 records (runs share one).
 local function make_rows(n)

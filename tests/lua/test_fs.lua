@@ -4,7 +4,7 @@
 local t = require "tests.tap"
 local fs = require "sf.fs"
 
-local dir = io.popen("mktemp -d"):read("l")
+local dir = t.tmpdir()
 local function p(name) return dir .. "/" .. name end
 
 -- append files ------------------------------------------------------------------------
@@ -137,5 +137,4 @@ do
   f:close()
 end
 
-os.execute("rm -rf '" .. dir .. "'")
 t.done()

@@ -136,7 +136,7 @@ end
 
 -- TLS verification is always on (a self-signed certificate on loopback) -------------------
 do
-  local dir = io.popen("mktemp -d"):read("l")
+  local dir = t.tmpdir()
   local ok = os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem " ..
     "-days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1"):format(dir, dir))
   if ok then

@@ -152,10 +152,11 @@ t.ok(lv == nil and missing == "ext", "a missing lookup trait is named")
 
 -- ---- sf.input ----
 
-local dir = os.getenv("TMPDIR") or "/tmp"
-local path = string.format("%s/sfengine-input-%d.ndjson", dir, math.random(1, 1e9))
+local dir = t.tmpdir()
+local path = dir .. "/input.ndjson"
 local function write(p, s, mode)
-  local f = assert(io.open(p, mode or "wb"))
+  if mode == nil then return t.write(p, s) end
+  local f = assert(io.open(p, mode))
   f:write(s)
   f:close()
 end

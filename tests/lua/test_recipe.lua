@@ -5,15 +5,8 @@ local recipe = require "sf.recipe"
 local sandbox = require "sf.sandbox"
 local S = recipe.schema
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p '" .. tmp .. "'"))
-local function write(name, data)
-  local f = assert(io.open(tmp .. "/" .. name, "wb"))
-  f:write(data)
-  f:close()
-  return tmp .. "/" .. name
-end
+local tmp = t.tmpdir()
+local function write(name, data) return t.write(tmp .. "/" .. name, data) end
 
 local object = S.record({
   { "since", S.string { pattern = "^%d%d%d%d%-%d%d%-%d%d" } },
@@ -316,5 +309,4 @@ t.raises(function() S.record { x = "string" } end, "must be a schema", "S.record
 t.raises(function() S.list("x") end, "item must be a schema", "S.list refuses a non-schema item")
 t.raises(function() recipe.validate({}, {}, {}) end, "schema must be built", "validate refuses a plain table schema")
 
-os.execute("rm -rf '" .. tmp .. "'")
 t.done()

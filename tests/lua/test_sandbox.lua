@@ -6,14 +6,8 @@ local core = require "sf.sandbox.core"
 local recipe = require "sf.recipe"
 
 -- a scratch recipe directory
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p '" .. tmp .. "/sub'"))
-local function write(name, data)
-  local f = assert(io.open(tmp .. "/" .. name, "wb"))
-  f:write(data)
-  f:close()
-end
+local tmp = t.tmpdir("sub")
+local function write(name, data) return t.write(tmp .. "/" .. name, data) end
 write("data.txt", "hello from the recipe dir\n")
 write("sub/inner.txt", "inner\n")
 write("lookup.lua", "local M = {} M.answer = 42 return M\n")
@@ -323,5 +317,4 @@ do
     tostring(err2))
 end
 
-os.execute("rm -rf '" .. tmp .. "'")
 t.done()

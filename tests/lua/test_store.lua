@@ -4,7 +4,7 @@ local t = require "tests.tap"
 local store = require "sf.store"
 local fs = require "sf.fs"
 
-local dir = io.popen("mktemp -d"):read("l")
+local dir = t.tmpdir()
 local path = dir .. "/export-state.db"
 
 local s = assert(store.open(path))
@@ -75,5 +75,4 @@ t.raises(function() s4:get() end, "string expected", "get without a key raises")
 t.raises(function() store.open() end, "string expected", "open without a path raises")
 s4:close()
 
-os.execute("rm -rf '" .. dir .. "'")
 t.done()
