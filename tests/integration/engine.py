@@ -1,10 +1,12 @@
 """Helpers for integration tests: write recipes, run the real sfengine binary
-against an emulator, read its outputs."""
+against an emulator, read its outputs. Shared by every tests/integration file
+(exportkit.py adds the export's, faultlib.py the fault-injection ones)."""
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
@@ -78,3 +80,32 @@ def run(recipe_path, env, *args, timeout=300, check=None):
 def popen(recipe_path, env, *args):
     return subprocess.Popen([SFENGINE, *args, recipe_path], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def import_recipe(name="t", objects="{ Lead = {} }", extra="", auth=PASSWORD_AUTH):
+    """An import recipe: job, name, auth, output "out", objects (Lua text), then
+    `extra` (more keys as Lua text, e.g. "batch_size = 200,")."""
+    return """return {
+  job = "import", name = "%s", auth = %s, output = "out",
+  objects = %s,
+  %s
+}
+""" % (name, auth, objects, extra)
+
+
+def normalized(rows):
+    """Stream lines without salesforce_last_user_imported: the import time differs
+    between runs; everything else must be identical."""
+    return [{k: v for k, v in r.items() if k != "salesforce_last_user_imported"} for r in rows]
+
+
+def wait_for(cond, timeout=60, step=0.02):
+    """cond()'s first true value, polled every `step` seconds; AssertionError after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError("condition not met within %ss" % timeout)

@@ -23,7 +23,7 @@ import subprocess
 import time
 
 import engine
-from engine import Workdir, credentials_env, run, popen, PASSWORD_AUTH
+from engine import Workdir, credentials_env, run, popen, normalized, wait_for  # noqa: F401 (re-exported)
 from harness import Emulator
 
 # A fixed emulator clock start: --generate with a seed and a clock gives the
@@ -36,17 +36,7 @@ PAUSED_RE = re.compile(r"paused: (.+), resumes at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\
 
 
 def import_recipe(name, objects=ALL4, batch=200, extra=""):
-    return """return {
-  job = "import", name = "%s", auth = %s, output = "out",
-  batch_size = %d, objects = %s,
-  %s
-}
-""" % (name, PASSWORD_AUTH, batch, objects, extra)
-
-
-def normalized(rows):
-    """The import time differs between runs; everything else must be identical."""
-    return [{k: v for k, v in r.items() if k != "salesforce_last_user_imported"} for r in rows]
+    return engine.import_recipe(name, objects, "batch_size = %d,\n  %s" % (batch, extra))
 
 
 def read_streams(w, streams):
@@ -157,15 +147,6 @@ class Job:
     def cleanup(self):
         self.w.cleanup()
 
-
-def wait_for(cond, timeout=60, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("condition not met within %ss" % timeout)
 
 
 def stop(proc, sig=signal.SIGTERM, timeout=30):

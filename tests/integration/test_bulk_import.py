@@ -13,7 +13,7 @@ import time
 import unittest
 
 import engine
-from engine import Workdir, credentials_env, run, popen, PASSWORD_AUTH
+from engine import Workdir, credentials_env, run, popen, normalized, import_recipe as recipe
 from harness import Emulator
 import tap
 
@@ -21,18 +21,6 @@ LEADS = int(os.environ.get("SFENGINE_BULK_LEADS", "100000"))
 STREAMS = {"Lead": "salesforce_leads", "Contact": "salesforce_contacts", "Account": "salesforce_accounts"}
 
 
-def recipe(name, objects, extra=""):
-    return """return {
-  job = "import", name = "%s", auth = %s, output = "out",
-  objects = %s,
-  %s
-}
-""" % (name, PASSWORD_AUTH, objects, extra)
-
-
-def normalized(rows):
-    # The import time differs between runs; everything else must be identical.
-    return [{k: v for k, v in r.items() if k != "salesforce_last_user_imported"} for r in rows]
 
 
 def check_integrated(p):

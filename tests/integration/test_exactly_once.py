@@ -8,7 +8,7 @@ import time
 import unittest
 
 import engine
-from engine import Workdir, credentials_env, run, popen, PASSWORD_AUTH
+from engine import Workdir, credentials_env, run, popen, import_recipe, normalized
 from harness import Emulator
 import tap
 
@@ -16,16 +16,7 @@ KILLS = int(os.environ.get("SFENGINE_KILLS", "24"))
 
 
 def recipe(name, objects, batch=200):
-    return """return {
-  job = "import", name = "%s", auth = %s, output = "out",
-  batch_size = %d, objects = %s,
-}
-""" % (name, PASSWORD_AUTH, batch, objects)
-
-
-def normalized(rows):
-    # The import time differs between runs; everything else must be identical.
-    return [{k: v for k, v in r.items() if k != "salesforce_last_user_imported"} for r in rows]
+    return import_recipe(name, objects, "batch_size = %d," % batch)
 
 
 class ExactlyOnce(unittest.TestCase):

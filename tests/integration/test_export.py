@@ -6,13 +6,9 @@ import json
 import os
 import unittest
 
-from exportkit import (ORG, Job, Lua, recipe, profile, records, by_email, writes, calls)
+from exportkit import (ORG, Job, Lua, recipe, profile, profile as P, records, by_email, writes, calls)
 from harness import Emulator
 import tap
-
-
-def P(uid, audiences=("power",), **fields):
-    return profile(uid, audiences, **fields)
 
 
 class TypeRules(unittest.TestCase):

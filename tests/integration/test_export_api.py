@@ -6,19 +6,15 @@ import json
 import os
 import signal
 import sys
-import time
 import unittest
 
-from exportkit import ORG, Job, Lua, recipe, profile, records, by_email, writes, calls
+from exportkit import ORG, Job, Lua, recipe, profile, profile as P, records, by_email, writes, calls
+from engine import wait_for
 from harness import Emulator
 import tap
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "emulator"))
 from server import _mix64  # noqa: E402  (the emulator's failure schedule)
-
-
-def P(uid, audiences=("power",), **fields):
-    return profile(uid, audiences, **fields)
 
 
 def users(n, start=0, **extra):
@@ -37,15 +33,6 @@ def seed_where(rate, fail=(), ok=()):
         if all(failing(seed, n, rate) for n in fail) and not any(failing(seed, n, rate) for n in ok):
             return seed
     raise AssertionError("no seed found")
-
-
-def wait_for(pred, timeout=15.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 class ApiCalls(unittest.TestCase):

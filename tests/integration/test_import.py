@@ -8,7 +8,7 @@ import subprocess
 import unittest
 
 import engine
-from engine import Workdir, credentials_env, run, PASSWORD_AUTH
+from engine import Workdir, credentials_env, run, import_recipe, PASSWORD_AUTH
 from harness import Emulator
 import tap
 
@@ -95,16 +95,7 @@ EXPECTED = {
 
 
 def recipe(objects, extra="", auth=PASSWORD_AUTH, name="t"):
-    return """return {
-  job = "import",
-  name = "%s",
-  auth = %s,
-  output = "out",
-  max_daily_api_calls = 10000,
-  objects = %s,
-  %s
-}
-""" % (name, auth, objects, extra)
+    return import_recipe(name, objects, "max_daily_api_calls = 10000,\n  " + extra, auth)
 
 
 ALL4 = "{ Lead = {}, Contact = {}, Account = {}, Opportunity = {} }"
