@@ -19,6 +19,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 import tap  # noqa: E402
 from harness import Emulator  # noqa: E402
+import npmclient  # noqa: E402
 
 PKG_DIR = os.path.join(HERE, "jsforce")
 NODE_DIR = os.path.join(ROOT, "tests", ".node")
@@ -27,49 +28,6 @@ FIXTURE = os.path.join(ROOT, "tests", "fixtures", "emulator", "jsforce")
 LEADS = 2500          # more than one 2,000-row query page: autoFetch must follow nextRecordsUrl
 CREDS = dict(username="demo@example.com", password="demo-password", token="DEMOTOKEN",
              clientId="demo-client-id", clientSecret="demo-client-secret")
-
-
-def pinned_version():
-    with open(os.path.join(PKG_DIR, "package.json"), encoding="utf-8") as fh:
-        return json.load(fh)["dependencies"]["jsforce"]
-
-
-def installed_version():
-    try:
-        with open(os.path.join(NODE_DIR, "node_modules", "jsforce", "package.json"), encoding="utf-8") as fh:
-            return json.load(fh).get("version")
-    except (OSError, ValueError):
-        return None
-
-
-def ensure_jsforce():
-    """-> (ok, reason, skip): install the pinned jsforce into tests/.node when it is missing."""
-    want = pinned_version()
-    if installed_version() == want:
-        return True, "", False
-    for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            return False, "%s is not installed (make deps installs nodejs and npm)" % tool, False
-    os.makedirs(NODE_DIR, exist_ok=True)
-    for name in ("package.json", "package-lock.json"):
-        shutil.copyfile(os.path.join(PKG_DIR, name), os.path.join(NODE_DIR, name))
-    try:
-        p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR,
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
-        out = (p.stdout + p.stderr).strip()
-    except subprocess.TimeoutExpired:
-        p, out = None, "npm ci timed out after 600 s"
-    if p is not None and p.returncode == 0 and installed_version() == want:
-        return True, "", False
-    try:
-        ping = subprocess.run(["npm", "ping"], cwd=NODE_DIR, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=60)
-        reachable = ping.returncode == 0
-    except subprocess.TimeoutExpired:
-        reachable = False
-    if not reachable:
-        return False, "the npm registry cannot be reached to install jsforce@%s" % want, True
-    return False, "npm ci failed installing jsforce@%s: %s" % (want, out[-600:]), False
 
 
 class JsforceConformance(unittest.TestCase):
@@ -86,7 +44,7 @@ class JsforceConformance(unittest.TestCase):
 
     @classmethod
     def _run(cls):
-        ok, reason, skip = ensure_jsforce()
+        ok, reason, skip = npmclient.ensure(PKG_DIR, NODE_DIR, "jsforce", timeout=600)
         if not ok:
             cls.problem, cls.skip = reason, skip
             return

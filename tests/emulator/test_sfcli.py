@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import tap  # noqa: E402
 from harness import Emulator  # noqa: E402
 from store import ORG_ID  # noqa: E402
+import npmclient  # noqa: E402
 
 PKG_DIR = os.path.join(HERE, "sfcli")
 CLI_DIR = os.path.join(ROOT, "tests", ".sfcli")
@@ -36,19 +37,6 @@ MIN_NODE = (20, 17)   # what the pinned CLI's dependencies need (undici is overr
 LOGIN_HOSTS = {"login.salesforce.com", "test.salesforce.com"}
 
 
-def pinned_version():
-    with open(os.path.join(PKG_DIR, "package.json"), encoding="utf-8") as fh:
-        return json.load(fh)["dependencies"]["@salesforce/cli"]
-
-
-def installed_version():
-    try:
-        with open(os.path.join(CLI_DIR, "node_modules", "@salesforce", "cli", "package.json"), encoding="utf-8") as fh:
-            return json.load(fh).get("version")
-    except (OSError, ValueError):
-        return None
-
-
 def node_version():
     try:
         out = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
@@ -58,36 +46,14 @@ def node_version():
 
 
 def ensure_cli():
-    """-> (ok, reason, skip): install the pinned CLI into tests/.sfcli when it is missing."""
-    for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            return False, "%s is not installed (make deps installs nodejs and npm)" % tool, False
+    """-> (ok, reason, skip): the pinned CLI in tests/.sfcli, on a Node.js it runs on"""
+    if shutil.which("node") is None:
+        return False, "node is not installed (make deps installs nodejs and npm)", False
     nv = node_version()
     if nv is None or nv < MIN_NODE:
         return False, "node %s is too old for @salesforce/cli@%s (needs %d.%d or later)" % (
-            nv, pinned_version(), MIN_NODE[0], MIN_NODE[1]), False
-    want = pinned_version()
-    if installed_version() == want:
-        return True, "", False
-    os.makedirs(CLI_DIR, exist_ok=True)
-    for name in ("package.json", "package-lock.json"):
-        shutil.copyfile(os.path.join(PKG_DIR, name), os.path.join(CLI_DIR, name))
-    try:
-        p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=CLI_DIR,
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
-        out = (p.stdout + p.stderr).strip()
-    except subprocess.TimeoutExpired:
-        p, out = None, "npm ci timed out after 900 s"
-    if p is not None and p.returncode == 0 and installed_version() == want:
-        return True, "", False
-    try:
-        reachable = subprocess.run(["npm", "ping"], cwd=CLI_DIR, stdin=subprocess.DEVNULL, capture_output=True,
-                                   text=True, timeout=60).returncode == 0
-    except subprocess.TimeoutExpired:
-        reachable = False
-    if not reachable:
-        return False, "the npm registry cannot be reached to install @salesforce/cli@%s" % want, True
-    return False, "npm ci failed installing @salesforce/cli@%s: %s" % (want, out[-600:]), False
+            nv, npmclient.pinned_version(PKG_DIR, "@salesforce/cli"), MIN_NODE[0], MIN_NODE[1]), False
+    return npmclient.ensure(PKG_DIR, CLI_DIR, "@salesforce/cli")
 
 
 class SfCli(unittest.TestCase):
