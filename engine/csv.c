@@ -40,6 +40,7 @@
 #include <strings.h>
 
 #include "csv.h"
+#include "util.h"
 
 int luaopen_sf_csv(lua_State *L);
 
@@ -683,10 +684,7 @@ found:
 
 static int push_csv_fail(lua_State *L, const sf_csv_error *err)
 {
-    luaL_pushfail(L);
-    lua_pushstring(L, err->msg);
-    lua_pushstring(L, err->code);
-    return 3;
+    return sf_pushfail(L, err->code, "%s", err->msg);
 }
 
 /* csv.to_page(text, columns, object [, total_size]) -> body, n | nil, msg, "CSV" */
@@ -746,6 +744,11 @@ static int l_to_page(lua_State *L)
     return 2;
 }
 
+static const luaL_Reg box_meta[] = {
+    {"__gc", box_gc},
+    {NULL, NULL}
+};
+
 static const luaL_Reg csv_funcs[] = {
     {"to_page", l_to_page},
     {NULL, NULL}
@@ -753,13 +756,7 @@ static const luaL_Reg csv_funcs[] = {
 
 int luaopen_sf_csv(lua_State *L)
 {
-    if (luaL_newmetatable(L, BOX_MT)) {
-        lua_pushcfunction(L, box_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
+    sf_createmeta(L, BOX_MT, box_meta, NULL, NULL);
     luaL_newlib(L, csv_funcs);
     return 1;
 }

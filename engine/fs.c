@@ -552,9 +552,9 @@ static const luaL_Reg dir_meta[] = {
 
 int luaopen_sf_fs(lua_State *L)
 {
-    sf_createmeta(L, FILE_T, file_meta, file_methods);
-    sf_createmeta(L, LOCK_T, lock_meta, lock_methods);
-    sf_createmeta(L, DIR_T, dir_meta, NULL);
+    sf_createmeta(L, FILE_T, file_meta, file_methods, NULL);
+    sf_createmeta(L, LOCK_T, lock_meta, lock_methods, NULL);
+    sf_createmeta(L, DIR_T, dir_meta, NULL, NULL);
     luaL_newlib(L, funcs);
     return 1;
 }

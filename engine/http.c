@@ -17,8 +17,9 @@
  * decoding); callbacks never touch Lua. `once = true` is for a request that
  * must not reach the server twice (a create): it goes out on a new
  * connection, because libcurl silently re-sends a request whose reused
- * connection turns out dead, and the server may already have acted on it. Nothing is logged, CURLOPT_VERBOSE is
- * never set. */
+ * connection turns out dead, and the server may already have acted on it.
+ * Nothing is logged, CURLOPT_VERBOSE is never set. libcurl's global state
+ * belongs to the host: main.c calls curl_global_init once per process. */
 #include "strbuf.h"
 #include "util.h"
 
@@ -246,16 +247,28 @@ static lua_Integer opt_posint(lua_State *L, const char *name, lua_Integer def)
     return v;
 }
 
-/* Builds c->headers from opts.headers (at index t: a table or nil); raises on
- * misuse, leaving the partial list owned by c. */
-static void build_headers(lua_State *L, struct client *c, int t)
+/* Appends line to c->headers: 0, or -1 out of memory (the list is kept). */
+static int add_header(struct client *c, const char *line)
 {
-    struct curl_slist *l;
-    int has_ua = 0;
-    lua_pushnil(L);
-    while (lua_istable(L, t) && lua_next(L, t) != 0) { /* stack: ..., name, value */
+    struct curl_slist *l = curl_slist_append(c->headers, line);
+    if (l == NULL) return -1;
+    c->headers = l;
+    return 0;
+}
+
+/* Builds c->headers from opts.headers (at index t: a table or nil), in two
+ * passes so that no bearer token ever sits in C memory when a Lua error is
+ * raised: first every header is checked and its line made as a Lua string
+ * on the stack (misuse raises here, when C holds nothing yet), then the
+ * list is built with no call that can raise. Returns 0, or -1 when out of
+ * memory (c->headers then freed). stack: ... -> ... (the lines are popped) */
+static int build_headers(lua_State *L, struct client *c, int t)
+{
+    int base = lua_gettop(L), has_ua = 0, i;
+    if (lua_istable(L, t)) lua_pushnil(L); /* the first key */
+    while (lua_istable(L, t) && lua_next(L, t) != 0) { /* stack: ..., lines, name, value */
         size_t nlen, vlen;
-        const char *name, *value, *line;
+        const char *name, *value;
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_error(L, "sf.http.request: opts.headers keys must be strings");
         if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
@@ -268,23 +281,25 @@ static void build_headers(lua_State *L, struct client *c, int t)
         if (!is_field_value(value, vlen))
             luaL_error(L, "sf.http.request: opts.headers[\"%s\"] contains a line break", name);
         if (strcasecmp(name, "User-Agent") == 0) has_ua = 1;
+        luaL_checkstack(L, 4, "sf.http.request: too many headers");
         /* "Name;" is curl's spelling of a header with an empty value. */
-        line = vlen > 0 ? lua_pushfstring(L, "%s: %s", name, value)
-                        : lua_pushfstring(L, "%s;", name);
-        l = curl_slist_append(c->headers, line);
-        if (l == NULL) luaL_error(L, "sf.http.request: out of memory");
-        c->headers = l;
-        lua_pop(L, 3); /* stack: ..., name */
+        if (vlen > 0) lua_pushfstring(L, "%s: %s", name, value);
+        else lua_pushfstring(L, "%s;", name);
+        lua_insert(L, -4);  /* stack: ..., lines, line, name, value, copy */
+        lua_pop(L, 2);      /* stack: ..., lines, line, name (the key, for lua_next) */
     }
+    for (i = base + 1; i <= lua_gettop(L); i++)
+        if (add_header(c, lua_tostring(L, i)) != 0) goto nomem;
     /* No "Expect: 100-continue" round trip for large bodies. */
-    l = curl_slist_append(c->headers, "Expect:");
-    if (l == NULL) luaL_error(L, "sf.http.request: out of memory");
-    c->headers = l;
-    if (!has_ua) {
-        l = curl_slist_append(c->headers, "User-Agent: sfengine");
-        if (l == NULL) luaL_error(L, "sf.http.request: out of memory");
-        c->headers = l;
-    }
+    if (add_header(c, "Expect:") != 0) goto nomem;
+    if (!has_ua && add_header(c, "User-Agent: sfengine") != 0) goto nomem;
+    lua_settop(L, base);
+    return 0;
+nomem:
+    curl_slist_free_all(c->headers);
+    c->headers = NULL;
+    lua_settop(L, base);
+    return -1;
 }
 
 /* Pushes the response headers table from the raw header lines. */
@@ -337,69 +352,71 @@ static void push_headers(lua_State *L, const sf_strbuf *head)
 
 /* ---- http.request --------------------------------------------------------- */
 
-static int l_request(lua_State *L)
-{
-    struct client *c = getclient(L);
-    size_t mlen, ulen, blen = 0;
-    const char *method, *url, *body = NULL;
+/* One request's options, read raw from opts; the strings stay on the stack
+ * (stack: opts, method, url, body, headers) for the whole transfer. */
+struct request {
+    const char *method, *url, *body; /* body NULL: none */
+    size_t blen;
     lua_Integer timeout, connect_timeout, max_bytes;
     int once;
-    char *scheme = NULL, *host = NULL; /* owned (curl_free) between parse and check */
-    int insecure = 0, plain = 0, bad_scheme = 0, bad_url = 0;
-    CURLUcode uc;
-    CURLcode rc;
-    long status = 0;
+    int plain;                       /* http:// (to loopback, checked) */
+};
 
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    client_clear_request(c);
-
-    /* Options, read raw; the strings stay on the stack for the transfer.
-     * stack: opts, method, url, body, headers */
+/* Reads and checks opts (misuse raises). */
+static void read_options(lua_State *L, struct request *rq)
+{
+    size_t mlen, ulen;
+    memset(rq, 0, sizeof *rq);
     if (sf_rawgetfield(L, 1, "method") == LUA_TNIL) {
         lua_pop(L, 1);
         lua_pushliteral(L, "GET");
     } else if (lua_type(L, -1) != LUA_TSTRING) {
-        return luaL_error(L, "sf.http.request: opts.method must be a string");
+        luaL_error(L, "sf.http.request: opts.method must be a string");
     }
-    method = lua_tolstring(L, 2, &mlen);
-    if (!is_token(method, mlen) || mlen > 32)
-        return luaL_error(L, "sf.http.request: opts.method is not an HTTP method");
+    rq->method = lua_tolstring(L, 2, &mlen);
+    if (!is_token(rq->method, mlen) || mlen > 32)
+        luaL_error(L, "sf.http.request: opts.method is not an HTTP method");
     if (sf_rawgetfield(L, 1, "url") != LUA_TSTRING)
-        return luaL_error(L, "sf.http.request: opts.url must be a string");
-    url = lua_tolstring(L, 3, &ulen);
-    if (strlen(url) != ulen) return luaL_error(L, "sf.http.request: opts.url contains a NUL byte");
+        luaL_error(L, "sf.http.request: opts.url must be a string");
+    rq->url = lua_tolstring(L, 3, &ulen);
+    if (strlen(rq->url) != ulen) luaL_error(L, "sf.http.request: opts.url contains a NUL byte");
     switch (sf_rawgetfield(L, 1, "body")) {
     case LUA_TNIL:
         break;
     case LUA_TSTRING:
-        body = lua_tolstring(L, 4, &blen);
+        rq->body = lua_tolstring(L, 4, &rq->blen);
         break;
     default:
-        return luaL_error(L, "sf.http.request: opts.body must be a string");
+        luaL_error(L, "sf.http.request: opts.body must be a string");
     }
     switch (sf_rawgetfield(L, 1, "headers")) {
     case LUA_TNIL:
     case LUA_TTABLE:
         break;
     default:
-        return luaL_error(L, "sf.http.request: opts.headers must be a table");
+        luaL_error(L, "sf.http.request: opts.headers must be a table");
     }
-    timeout = opt_posint(L, "timeout_ms", DEFAULT_TIMEOUT_MS);
-    connect_timeout = opt_posint(L, "connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS);
-    max_bytes = opt_posint(L, "max_bytes", DEFAULT_MAX_BYTES);
+    rq->timeout = opt_posint(L, "timeout_ms", DEFAULT_TIMEOUT_MS);
+    rq->connect_timeout = opt_posint(L, "connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS);
+    rq->max_bytes = opt_posint(L, "max_bytes", DEFAULT_MAX_BYTES);
     sf_rawgetfield(L, 1, "once");
-    once = lua_toboolean(L, -1);
+    rq->once = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    if (timeout > LONG_MAX || connect_timeout > LONG_MAX)
-        return luaL_error(L, "sf.http.request: opts.timeout_ms is too large");
-    build_headers(L, c, 5);
+    if (rq->timeout > LONG_MAX || rq->connect_timeout > LONG_MAX)
+        luaL_error(L, "sf.http.request: opts.timeout_ms is too large");
+}
 
-    /* Parse once; the same parsed URL is handed to curl (CURLOPT_CURLU), so
-     * the loopback check and the request cannot disagree about the host. */
+/* Parses the url once into c->url; the same parsed URL is handed to curl
+ * (CURLOPT_CURLU), so the loopback check and the request cannot disagree
+ * about the host. Returns 0, or pushes nil, message, code and returns 3. */
+static int check_url(lua_State *L, struct client *c, struct request *rq)
+{
+    char *scheme = NULL, *host = NULL; /* owned (curl_free) between parse and check */
+    int insecure = 0, bad_scheme = 0, bad_url = 0;
+    CURLUcode uc;
     c->url = curl_url();
     if (c->url == NULL) return fail_early(L, c, "HTTP", "", "sf.http.request: out of memory");
-    uc = curl_url_set(c->url, CURLUPART_URL, url, 0);
+    uc = curl_url_set(c->url, CURLUPART_URL, rq->url, 0);
     if (uc != CURLUE_OK) return fail_early(L, c, "URL", "invalid url: ", curl_url_strerror(uc));
     /* No Lua calls until scheme and host are freed. */
     if (curl_url_get(c->url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
@@ -409,7 +426,7 @@ static int l_request(lua_State *L)
     } else if (curl_url_get(c->url, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
         bad_url = 1;
     } else if (strcmp(scheme, "http") == 0) {
-        plain = 1;
+        rq->plain = 1;
         insecure = !is_loopback(host);
     }
     curl_free(scheme);
@@ -419,9 +436,15 @@ static int l_request(lua_State *L)
     if (bad_url) return fail_early(L, c, "URL", "invalid url: ", "no scheme or host");
     if (insecure)
         return fail_early(L, c, "INSECURE", "", "refusing plain http:// to a non-loopback host");
+    return 0;
+}
 
-    curl_easy_reset(c->easy); /* keeps the connection cache */
-    c->max_bytes = (size_t)max_bytes;
+/* The handle, reset (its connection cache kept), set up for rq. */
+static void configure(struct client *c, const struct request *rq)
+{
+    const char *method = rq->method;
+    curl_easy_reset(c->easy);
+    c->max_bytes = (size_t)rq->max_bytes;
     curl_easy_setopt(c->easy, CURLOPT_CURLU, c->url);
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -435,9 +458,9 @@ static int l_request(lua_State *L)
     curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(c->easy, CURLOPT_FOLLOWLOCATION, 0L); /* redirects are data */
     curl_easy_setopt(c->easy, CURLOPT_ACCEPT_ENCODING, ""); /* every encoding curl decodes */
-    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)timeout);
-    curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout);
-    curl_easy_setopt(c->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_bytes);
+    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)rq->timeout);
+    curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)rq->connect_timeout);
+    curl_easy_setopt(c->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)rq->max_bytes);
     curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
     curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_body);
@@ -445,30 +468,36 @@ static int l_request(lua_State *L)
     curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->errbuf);
-    if (plain) curl_easy_setopt(c->easy, CURLOPT_PROXY, ""); /* loopback never via a proxy */
-    if (once) curl_easy_setopt(c->easy, CURLOPT_FRESH_CONNECT, 1L);
+    if (rq->plain) curl_easy_setopt(c->easy, CURLOPT_PROXY, ""); /* loopback never via a proxy */
+    if (rq->once) curl_easy_setopt(c->easy, CURLOPT_FRESH_CONNECT, 1L);
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(c->easy, CURLOPT_NOBODY, 1L);
-    } else if (body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0
+    } else if (rq->body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0
                || strcmp(method, "PATCH") == 0) {
         /* body borrowed from the stack (opts.body) for the transfer */
-        curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-        curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+        curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->blen);
+        curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, rq->body != NULL ? rq->body : "");
         if (strcmp(method, "POST") != 0) curl_easy_setopt(c->easy, CURLOPT_CUSTOMREQUEST, method);
     } else if (strcmp(method, "GET") != 0) {
         curl_easy_setopt(c->easy, CURLOPT_CUSTOMREQUEST, method);
     }
+}
 
-    rc = curl_easy_perform(c->easy);
-    if (rc == CURLE_OK) curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-    /* Drop every pointer into this request (headers, url, buffers) from the
-     * handle, keeping its connections. */
+/* Drops every pointer into this request (headers, url, buffers) from the
+ * handle, keeping its connections, and frees the headers and the url. */
+static void forget_request(struct client *c)
+{
     curl_easy_reset(c->easy);
     curl_slist_free_all(c->headers);
     c->headers = NULL;
     curl_url_cleanup(c->url);
     c->url = NULL;
+}
 
+/* The outcome of the transfer: the response table, or nil, message, code. */
+static int push_response(lua_State *L, struct client *c, CURLcode rc, long status,
+                         lua_Integer max_bytes)
+{
     if (c->too_large || rc == CURLE_FILESIZE_EXCEEDED)
         return sf_pushfail(L, "TOO_LARGE", "response larger than %I bytes", max_bytes);
     if (c->head_too_large)
@@ -478,7 +507,6 @@ static int l_request(lua_State *L)
     if (rc != CURLE_OK)
         return sf_pushfail(L, curl_code(rc), "%s",
                            c->errbuf[0] != '\0' ? c->errbuf : curl_easy_strerror(rc));
-
     lua_createtable(L, 0, 3); /* stack: ..., resp */
     lua_pushinteger(L, (lua_Integer)status);
     lua_setfield(L, -2, "status");
@@ -488,6 +516,28 @@ static int l_request(lua_State *L)
     lua_setfield(L, -2, "body");
     client_clear_request(c); /* release large buffers now */
     return 1;
+}
+
+static int l_request(lua_State *L)
+{
+    struct client *c = getclient(L);
+    struct request rq;
+    CURLcode rc;
+    long status = 0;
+    int failed;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    client_clear_request(c);
+    read_options(L, &rq);                    /* stack: opts, method, url, body, headers */
+    if (build_headers(L, c, 5) != 0) return luaL_error(L, "sf.http.request: out of memory");
+    failed = check_url(L, c, &rq);
+    if (failed) return failed;
+    configure(c, &rq);
+    rc = curl_easy_perform(c->easy);
+    if (rc == CURLE_OK) curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    forget_request(c);
+    return push_response(L, c, rc, status, rq.max_bytes);
 }
 
 /* ---- response headers: case-insensitive lookups ---------------------------- */
@@ -578,15 +628,9 @@ static const luaL_Reg headers_meta[] = {
 
 int luaopen_sf_http(lua_State *L)
 {
-    static int global_ready = 0; /* curl_global_init once per process */
     struct client *c;
-    if (!global_ready) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return luaL_error(L, "sf.http: cannot initialise libcurl");
-        global_ready = 1;
-    }
-    sf_createmeta(L, CLIENT, client_meta, NULL);
-    sf_createmeta(L, HEADERS, headers_meta, NULL);
+    sf_createmeta(L, CLIENT, client_meta, NULL, NULL);
+    sf_createmeta(L, HEADERS, headers_meta, NULL, NULL);
     /* The per-state client: created closed, then given its easy handle. */
     c = lua_newuserdatauv(L, sizeof *c, 0); /* stack: client */
     memset(c, 0, sizeof *c);

@@ -418,25 +418,13 @@ static const luaL_Reg reader_meta[] = {
     {"__gc", reader_close},
     {"__close", reader_close},
     {"__tostring", reader_tostring},
-    {"__index", NULL}, /* placeholder */
+    {"__index", NULL}, /* placeholder: set by sf_createmeta */
     {NULL, NULL}
 };
-
-static void createmeta(lua_State *L)
-{
-    luaL_newmetatable(L, READER_MT); /* stack: mt */
-    luaL_setfuncs(L, reader_meta, 0);
-    luaL_newlibtable(L, reader_methods); /* stack: mt, methods */
-    luaL_setfuncs(L, reader_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushliteral(L, "sf.input.reader");
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-}
 
 int luaopen_sf_input(lua_State *L)
 {
     luaL_newlib(L, input_funcs);
-    createmeta(L);
+    sf_createmeta(L, READER_MT, reader_meta, reader_methods, NULL);
     return 1;
 }

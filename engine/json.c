@@ -250,178 +250,235 @@ bad:
 
 #define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 
-int json_parse(json_parser *p, const char *str, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t pos = 0;
-    uint32_t depth = 0, ntok = 0;
-    json_tok *t;
-    uint8_t flags;
+/* The steps of json_parse are inlined into it (one loop, its state in
+ * registers): the parse of a page is the hottest path of an import. */
+#define STEP static inline __attribute__((always_inline))
 
+/* The state of one json_parse call. */
+typedef struct scan {
+    json_parser *p;
+    const unsigned char *s;
+    size_t len;
+    size_t pos;        /* the next byte to read */
+    uint32_t depth;    /* open containers: p->stack[0 .. depth) */
+    uint32_t ntok;     /* tokens written */
+} scan;
+
+static int fail(json_parser *p, size_t off, const char *msg)
+{
+    p->err_off = off;
+    p->err_msg = msg;
+    return -1;
+}
+
+STEP void skip_ws(scan *sc)
+{
+    while (sc->pos < sc->len && IS_WS(sc->s[sc->pos])) sc->pos++;
+}
+
+/* scan_string and scan_number on a copy of the position: the state's
+ * address never leaves json_parse, so it stays in registers. */
+STEP int scan_string_at(scan *sc, uint8_t *flags)
+{
+    size_t pos = sc->pos;
+    int rc = scan_string(sc->p, sc->s, sc->len, &pos, flags);
+    sc->pos = pos;
+    return rc;
+}
+
+STEP int scan_number_at(scan *sc, uint8_t *flags)
+{
+    size_t pos = sc->pos;
+    int rc = scan_number(sc->s, sc->len, &pos, flags);
+    sc->pos = pos;
+    return rc;
+}
+
+/* The next token, with room made for it (NULL: out of memory). */
+STEP json_tok *new_token(scan *sc)
+{
+    json_tok *t;
+    if (sc->ntok == sc->p->cap && grow(sc->p) != 0) {
+        fail(sc->p, sc->pos, OOM_MSG);
+        return NULL;
+    }
+    t = &sc->p->toks[sc->ntok];
+    t->start = (uint32_t)sc->pos;
+    t->size = 0;
+    t->skip = 1;
+    t->flags = 0;
+    return t;
+}
+
+/* The token array sized for a typical page before the first parse. */
+STEP int start(scan *sc, json_parser *p, const char *str, size_t len)
+{
+    sc->p = p;
+    sc->s = (const unsigned char *)str;
+    sc->len = len;
+    sc->pos = 0;
+    sc->depth = 0;
+    sc->ntok = 0;
     p->ntok = 0;
     p->err_off = 0;
     p->err_msg = NULL;
-    if (len >= UINT32_MAX) {
-        p->err_msg = "document too large";
-        return -1;
-    }
+    if (len >= UINT32_MAX) return fail(sc->p, 0, "document too large");
     if (p->cap == 0) {
         /* Salesforce pages run about one token per 12-16 bytes. */
         size_t cap = 0;
         json_tok *nt = sf_grow(p->alloc, p->alloc_ud, NULL, &cap, sizeof(json_tok), len / 10 + 64);
-        if (nt == NULL) goto oom;
+        if (nt == NULL) return fail(sc->p, 0, OOM_MSG);
         p->toks = nt;
         p->cap = (uint32_t)cap;
     }
+    return 0;
+}
 
-value:
-    while (pos < len && IS_WS(s[pos])) pos++;
-    if (pos >= len) {
-        p->err_off = pos;
-        p->err_msg = "unexpected end of input";
-        return -1;
-    }
-    if (ntok == p->cap && grow(p) != 0) goto oom;
-    t = &p->toks[ntok];
-    t->start = (uint32_t)pos;
-    t->size = 0;
-    t->skip = 1;
-    t->flags = 0;
-    switch (s[pos]) {
-    case '{':
-    case '[':
-        if (depth == JSON_MAX_DEPTH) {
-            p->err_off = pos;
-            p->err_msg = "nesting too deep";
-            return -1;
-        }
-        t->type = s[pos] == '{' ? JSON_OBJECT : JSON_ARRAY;
-        p->stack[depth++] = ntok++;
-        pos++;
-        while (pos < len && IS_WS(s[pos])) pos++;
-        if (pos < len && s[pos] == (t->type == JSON_OBJECT ? '}' : ']'))
-            goto close;
-        if (t->type == JSON_OBJECT) goto key;
-        goto value;
+/* true, false or null at the current position, of type `type`. */
+STEP int scan_literal(scan *sc, json_tok *t, const char *word, size_t n, uint8_t type)
+{
+    if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0)
+        return fail(sc->p, sc->pos, "invalid literal");
+    t->type = type;
+    sc->pos += n;
+    t->end = (uint32_t)sc->pos;
+    return 0;
+}
+
+/* A string, number or literal into token t. */
+STEP int scan_scalar(scan *sc, json_tok *t)
+{
+    uint8_t flags;
+    switch (sc->s[sc->pos]) {
     case '"':
         t->type = JSON_STRING;
-        if (scan_string(p, s, len, &pos, &flags) != 0) return -1;
+        if (scan_string_at(sc, &flags) != 0) return -1;
         t->start++;
-        t->end = (uint32_t)pos - 1;
+        t->end = (uint32_t)sc->pos - 1;
         t->flags = flags;
-        ntok++;
-        break;
-    case 't':
-        if (len - pos < 4 || memcmp(s + pos, "true", 4) != 0) goto badlit;
-        t->type = JSON_TRUE;
-        pos += 4;
-        t->end = (uint32_t)pos;
-        ntok++;
-        break;
-    case 'f':
-        if (len - pos < 5 || memcmp(s + pos, "false", 5) != 0) goto badlit;
-        t->type = JSON_FALSE;
-        pos += 5;
-        t->end = (uint32_t)pos;
-        ntok++;
-        break;
-    case 'n':
-        if (len - pos < 4 || memcmp(s + pos, "null", 4) != 0) goto badlit;
-        t->type = JSON_NULL;
-        pos += 4;
-        t->end = (uint32_t)pos;
-        ntok++;
-        break;
+        return 0;
+    case 't': return scan_literal(sc, t, "true", 4, JSON_TRUE);
+    case 'f': return scan_literal(sc, t, "false", 5, JSON_FALSE);
+    case 'n': return scan_literal(sc, t, "null", 4, JSON_NULL);
     default:
-        if (s[pos] == '-' || (s[pos] >= '0' && s[pos] <= '9')) {
-            t->type = JSON_NUMBER;
-            if (scan_number(s, len, &pos, &flags) != 0) {
-                p->err_off = pos;
-                p->err_msg = "invalid number";
-                return -1;
-            }
-            t->end = (uint32_t)pos;
-            t->flags = flags;
-            ntok++;
-            break;
-        }
-        p->err_off = pos;
-        p->err_msg = "unexpected character";
-        return -1;
-    }
-
-after:
-    if (depth == 0) {
-        while (pos < len && IS_WS(s[pos])) pos++;
-        if (pos != len) {
-            p->err_off = pos;
-            p->err_msg = "trailing characters after the document";
-            return -1;
-        }
-        p->ntok = ntok;
+        if (sc->s[sc->pos] != '-' && (sc->s[sc->pos] < '0' || sc->s[sc->pos] > '9'))
+            return fail(sc->p, sc->pos, "unexpected character");
+        t->type = JSON_NUMBER;
+        if (scan_number_at(sc, &flags) != 0) return fail(sc->p, sc->pos, "invalid number");
+        t->end = (uint32_t)sc->pos;
+        t->flags = flags;
         return 0;
     }
-    t = &p->toks[p->stack[depth - 1]];
-    t->size++;
-    while (pos < len && IS_WS(s[pos])) pos++;
-    if (pos >= len) {
-        p->err_off = pos;
-        p->err_msg = "unexpected end of input";
-        return -1;
-    }
-    if (s[pos] == ',') {
-        pos++;
-        if (t->type == JSON_OBJECT) goto key;
-        goto value;
-    }
-    if (s[pos] == (t->type == JSON_OBJECT ? '}' : ']'))
-        goto close;
-    p->err_off = pos;
-    p->err_msg = t->type == JSON_OBJECT ? "expected ',' or '}'" : "expected ',' or ']'";
-    return -1;
+}
 
-key:
-    while (pos < len && IS_WS(s[pos])) pos++;
-    if (pos >= len || s[pos] != '"') {
-        p->err_off = pos;
-        p->err_msg = pos >= len ? "unexpected end of input" : "expected a string key";
-        return -1;
-    }
-    if (ntok == p->cap && grow(p) != 0) goto oom;
-    t = &p->toks[ntok];
+/* An object key and its ':' (the key's token, then the value follows). */
+STEP int scan_key(scan *sc)
+{
+    json_tok *t;
+    uint8_t flags;
+    skip_ws(sc);
+    if (sc->pos >= sc->len || sc->s[sc->pos] != '"')
+        return fail(sc->p, sc->pos, sc->pos >= sc->len ? "unexpected end of input" : "expected a string key");
+    if ((t = new_token(sc)) == NULL) return -1;
     t->type = JSON_STRING;
-    t->size = 0;
-    t->skip = 1;
-    t->start = (uint32_t)pos + 1;
-    if (scan_string(p, s, len, &pos, &flags) != 0) return -1;
-    t->end = (uint32_t)pos - 1;
+    t->start = (uint32_t)sc->pos + 1;
+    if (scan_string_at(sc, &flags) != 0) return -1;
+    t->end = (uint32_t)sc->pos - 1;
     t->flags = flags;
-    ntok++;
-    while (pos < len && IS_WS(s[pos])) pos++;
-    if (pos >= len || s[pos] != ':') {
-        p->err_off = pos;
-        p->err_msg = pos >= len ? "unexpected end of input" : "expected ':'";
-        return -1;
-    }
-    pos++;
-    goto value;
+    sc->ntok++;
+    skip_ws(sc);
+    if (sc->pos >= sc->len || sc->s[sc->pos] != ':')
+        return fail(sc->p, sc->pos, sc->pos >= sc->len ? "unexpected end of input" : "expected ':'");
+    sc->pos++;
+    return 0;
+}
 
-close: {
-        uint32_t idx = p->stack[--depth];
-        pos++;
-        p->toks[idx].end = (uint32_t)pos;
-        p->toks[idx].skip = ntok - idx;
-        goto after;
-    }
+/* The closing bracket of the innermost container, at the current position. */
+STEP void close_container(scan *sc)
+{
+    uint32_t idx = sc->p->stack[--sc->depth];
+    sc->pos++;
+    sc->p->toks[idx].end = (uint32_t)sc->pos;
+    sc->p->toks[idx].skip = sc->ntok - idx;
+}
 
-badlit:
-    p->err_off = pos;
-    p->err_msg = "invalid literal";
-    return -1;
-oom:
-    p->err_off = pos;
-    p->err_msg = OOM_MSG;
-    return -1;
+/* Token t opens an object or array: 1 when it was empty (and is closed
+ * already), 0 when its first member or element follows. */
+STEP int open_container(scan *sc, json_tok *t)
+{
+    char closer;
+    if (sc->depth == JSON_MAX_DEPTH) return fail(sc->p, sc->pos, "nesting too deep");
+    t->type = sc->s[sc->pos] == '{' ? JSON_OBJECT : JSON_ARRAY;
+    closer = t->type == JSON_OBJECT ? '}' : ']';
+    sc->p->stack[sc->depth++] = sc->ntok++;
+    sc->pos++;
+    skip_ws(sc);
+    if (sc->pos < sc->len && sc->s[sc->pos] == closer) {
+        close_container(sc);
+        return 1;
+    }
+    if (t->type == JSON_OBJECT && scan_key(sc) != 0) return -1;
+    return 0;
+}
+
+/* One value: 1 complete, 0 a container opened (a value follows), -1 error. */
+STEP int read_value(scan *sc)
+{
+    json_tok *t;
+    skip_ws(sc);
+    if (sc->pos >= sc->len) return fail(sc->p, sc->pos, "unexpected end of input");
+    if ((t = new_token(sc)) == NULL) return -1;
+    if (sc->s[sc->pos] == '{' || sc->s[sc->pos] == '[') return open_container(sc, t);
+    if (scan_scalar(sc, t) != 0) return -1;
+    sc->ntok++;
+    return 1;
+}
+
+/* After a complete value: counts it in its container, then reads the ','
+ * (and the next key) or the closing brackets. 1 a value follows, 0 the
+ * document is complete, -1 error. */
+STEP int after_value(scan *sc)
+{
+    while (sc->depth > 0) {
+        json_tok *t = &sc->p->toks[sc->p->stack[sc->depth - 1]];
+        char closer = t->type == JSON_OBJECT ? '}' : ']';
+        t->size++;
+        skip_ws(sc);
+        if (sc->pos >= sc->len) return fail(sc->p, sc->pos, "unexpected end of input");
+        if (sc->s[sc->pos] == ',') {
+            sc->pos++;
+            if (t->type == JSON_OBJECT && scan_key(sc) != 0) return -1;
+            return 1;
+        }
+        if (sc->s[sc->pos] != closer)
+            return fail(sc->p, sc->pos, t->type == JSON_OBJECT ? "expected ',' or '}'" : "expected ',' or ']'");
+        close_container(sc); /* a complete value of its parent */
+    }
+    return 0;
+}
+
+/* Only white space may follow the document. */
+STEP int finish(scan *sc)
+{
+    skip_ws(sc);
+    if (sc->pos != sc->len) return fail(sc->p, sc->pos, "trailing characters after the document");
+    sc->p->ntok = sc->ntok;
+    return 0;
+}
+
+int json_parse(json_parser *p, const char *str, size_t len)
+{
+    scan sc;
+    int rc;
+    if (start(&sc, p, str, len) != 0) return -1;
+    for (;;) {
+        rc = read_value(&sc);
+        if (rc < 0) return -1;
+        if (rc == 0) continue; /* a container opened: its first value follows */
+        rc = after_value(&sc);
+        if (rc < 0) return -1;
+        if (rc == 0) return finish(&sc);
+    }
 }
 
 /* Decodes one escape sequence at p (p[0] == '\\', validated by json_parse)

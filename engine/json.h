@@ -37,6 +37,8 @@ enum json_type {
 /* json_tok.flags */
 #define JSON_F_ESCAPED 1u  /* STRING: contains at least one backslash escape */
 #define JSON_F_INTEGER 2u  /* NUMBER: no fraction and no exponent */
+#define JSON_F_RAW 0x80u   /* STRING made by sf.mapper (never by json_parse): start..end
+                              delimit raw bytes, not JSON text; written escaped */
 
 typedef struct json_tok {
     uint8_t type;   /* enum json_type */

@@ -354,7 +354,7 @@ static const luaL_Reg key_meta[] = {
 
 int luaopen_sf_jwt(lua_State *L)
 {
-    sf_createmeta(L, KEY, key_meta, NULL);
+    sf_createmeta(L, KEY, key_meta, NULL, NULL);
     /* key:sign gets a private cjson instance's encode as its upvalue: default
      * settings, unaffected by what scripts do to require "cjson". */
     luaL_getmetatable(L, KEY);            /* stack: mt */

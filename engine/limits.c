@@ -432,8 +432,8 @@ static const luaL_Reg counter_meta[] = {
 
 int luaopen_sf_limits(lua_State *L)
 {
-    sf_createmeta(L, BUCKET, bucket_meta, bucket_methods);
-    sf_createmeta(L, COUNTER, counter_meta, counter_methods);
+    sf_createmeta(L, BUCKET, bucket_meta, bucket_methods, NULL);
+    sf_createmeta(L, COUNTER, counter_meta, counter_methods, NULL);
     luaL_newlib(L, funcs);
     return 1;
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "page.h"
+#include "util.h"
 
 int luaopen_sf_page(lua_State *L);
 
@@ -165,12 +166,10 @@ static int l_parse(lua_State *L)
             json_parser_free(&jp);
             return luaL_error(L, "sf.page.parse: not enough memory");
         }
-        luaL_pushfail(L);
-        lua_pushfstring(L, "malformed JSON at byte %I: %s", (lua_Integer)jp.err_off,
-                        jp.err_msg);
-        lua_pushliteral(L, "JSON");
-        json_parser_free(&jp);
-        return 3;
+        size_t off = jp.err_off;
+        const char *what = jp.err_msg; /* static text */
+        json_parser_free(&jp);         /* before anything that may raise */
+        return sf_pushfail(L, "JSON", "malformed JSON at byte %I: %s", (lua_Integer)off, what);
     }
     /* ownership of the token array moves to the page (freed by page_free) */
     p->toks = jp.toks;
@@ -226,10 +225,7 @@ static int l_parse(lua_State *L)
 
 fail:
     page_free(p);
-    luaL_pushfail(L);
-    lua_pushfstring(L, "not a query response: %s", err);
-    lua_pushliteral(L, "PAGE");
-    return 3;
+    return sf_pushfail(L, "PAGE", "not a query response: %s", err);
 }
 
 static uint32_t check_index(lua_State *L, sf_page *p, const char *api)
@@ -371,28 +367,13 @@ static const luaL_Reg page_meta[] = {
     {"__gc", l_gc},
     {"__close", l_close},
     {"__tostring", l_tostring},
-    {"__index", NULL},  /* placeholder: set in createmeta */
+    {"__index", NULL},  /* placeholder: l_index, set by sf_createmeta */
     {NULL, NULL}
 };
-
-static void createmeta(lua_State *L)
-{
-    luaL_newmetatable(L, SF_PAGE_MT);  /* stack: meta */
-    luaL_setfuncs(L, page_meta, 0);
-    luaL_newlibtable(L, page_methods);  /* stack: meta, methods */
-    luaL_setfuncs(L, page_methods, 0);
-    lua_pushcclosure(L, l_index, 1);    /* stack: meta, __index */
-    lua_setfield(L, -2, "__index");
-    lua_pushliteral(L, "sf.page");
-    lua_setfield(L, -2, "__name");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-}
 
 int luaopen_sf_page(lua_State *L)
 {
     luaL_newlib(L, page_funcs);
-    createmeta(L);
+    sf_createmeta(L, SF_PAGE_MT, page_meta, page_methods, l_index);
     return 1;
 }

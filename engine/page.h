@@ -1,4 +1,4 @@
-/* sf.page internals shared with sf.mapper (engine/mapper.c). Lua API in page.c. */
+/* sf.page internals shared with sf.mapper (engine/mapper*.c). Lua API in page.c. */
 #ifndef SF_PAGE_H
 #define SF_PAGE_H
 
@@ -28,9 +28,8 @@ sf_page *sf_page_check(lua_State *L, int idx, const char *api);
 /* Pushes token i of document s decoded as Lua (cjson semantics: objects and
  * arrays become tables, null becomes cjson.null, i.e. a NULL light userdata;
  * integer literals that fit become integers, other numbers floats). A STRING
- * token with flag SF_TOK_RAW holds raw (unescaped) bytes. Uses at most
+ * token with flag JSON_F_RAW holds raw (unescaped) bytes. Uses at most
  * 3 stack slots per nesting level (checked). */
-#define SF_TOK_RAW 0x80u
 void sf_json_push(lua_State *L, const char *s, const json_tok *toks, uint32_t i);
 
 #endif

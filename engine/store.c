@@ -262,7 +262,7 @@ static const luaL_Reg meta[] = {
 
 int luaopen_sf_store(lua_State *L)
 {
-    sf_createmeta(L, STORE, meta, methods);
+    sf_createmeta(L, STORE, meta, methods, NULL);
     luaL_newlib(L, funcs);
     return 1;
 }

@@ -114,15 +114,18 @@ int sf_pusherrno(lua_State *L, int err, const char *what)
 }
 
 void sf_createmeta(lua_State *L, const char *tname, const luaL_Reg *meta,
-                   const luaL_Reg *methods)
+                   const luaL_Reg *methods, lua_CFunction index)
 {
     luaL_newmetatable(L, tname);          /* stack: mt */
     if (meta != NULL) luaL_setfuncs(L, meta, 0);
-    if (methods != NULL) {
+    if (methods != NULL || index != NULL) {
         lua_newtable(L);                  /* stack: mt, methods */
-        luaL_setfuncs(L, methods, 0);
+        if (methods != NULL) luaL_setfuncs(L, methods, 0);
+        if (index != NULL) lua_pushcclosure(L, index, 1); /* stack: mt, __index */
         lua_setfield(L, -2, "__index");   /* stack: mt */
     }
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 }
 

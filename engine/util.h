@@ -32,10 +32,14 @@ int sf_pushfail(lua_State *L, const char *code, const char *fmt, ...);
 /* Pushes nil, "<what>: strerror(err)", sf_errno_code(err); returns 3. */
 int sf_pusherrno(lua_State *L, int err, const char *what);
 
-/* Creates metatable tname with metamethods meta, and methods as its __index
- * table (either may be NULL). Leaves the stack unchanged. */
+/* Creates metatable tname (the one luaL_checkudata looks up) with the
+ * metamethods meta and the methods as its __index table. With index given,
+ * __index is that function instead, the methods table its upvalue 1, so it
+ * can serve fields as well. __metatable = false: getmetatable never hands a
+ * script the methods to change. meta and methods may be NULL; an "__index"
+ * entry in meta is a placeholder, replaced. Leaves the stack unchanged. */
 void sf_createmeta(lua_State *L, const char *tname, const luaL_Reg *meta,
-                   const luaL_Reg *methods);
+                   const luaL_Reg *methods, lua_CFunction index);
 
 /* Raw field read: pushes t[k] without metamethods and returns its type.
  * t is an absolute or relative index of a table. */
