@@ -6,10 +6,17 @@
  *   sfengine --test FILE [ARG]  a test file with full privileges (tests/run.sh)
  *   sfengine [options] RECIPE   require("sf.main")(args), in one lua_pcall
  *
+ * As in Lua's own lua.c, everything after creating the state runs inside
+ * one protected call (pmain): opening the libraries, the searchers, the
+ * string-metatable lock, then the test or the job, so even an out-of-memory
+ * while setting up is an error message and exit 1, never an abort.
+ *
  * An uncaught error prints one line "sfengine: <message>" (a traceback too
  * with --debug) and exits 1; an error object that is a table with a string
  * `message` (a recipe error) prints that message and exits with its
- * `exit_code` (2 when absent). The state is always closed before exit. */
+ * `exit_code` (2 when absent). The state is always closed before exit, and
+ * libcurl's global state is set up once here (curl_global_init) and torn
+ * down once (close_process). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,8 +151,15 @@ static void lock_string_metatable(lua_State *L)
     lua_pop(L, 2);
 }
 
-/* os.exit closes the state by default (also freeing the allocator state),
- * so __gc runs and LSan sees no leak; os.exit(code, false) exits at once. */
+/* The process's end: closes the state (also freeing the allocator state,
+ * so __gc runs and LSan sees no leak), then libcurl's global state. */
+static void close_process(lua_State *L)
+{
+    if (L != NULL) sf_sandbox_close(L);
+    curl_global_cleanup();
+}
+
+/* os.exit shuts down by default; os.exit(code, false) exits at once. */
 static int os_exit(lua_State *L)
 {
     int status;
@@ -153,10 +167,7 @@ static int os_exit(lua_State *L)
         status = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
     else
         status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
-    if (lua_isnone(L, 2) || lua_toboolean(L, 2)) {
-        sf_sandbox_close(L);
-        curl_global_cleanup();
-    }
+    if (lua_isnone(L, 2) || lua_toboolean(L, 2)) close_process(L);
     fflush(NULL);
     exit(status);
     return 0;
@@ -248,7 +259,7 @@ static int run_test(lua_State *L, int argc, char **argv, int first)
 }
 
 /* the normal run: require("sf.main")(args) */
-static int pmain(lua_State *L)
+static int call_main(lua_State *L)
 {
     int argc = (int)lua_tointeger(L, 1);
     char **argv = lua_touserdata(L, 2);
@@ -269,7 +280,7 @@ static int run_main(lua_State *L, int argc, char **argv)
 {
     int status, code = 0;
     lua_pushcfunction(L, msghandler);
-    lua_pushcfunction(L, pmain);
+    lua_pushcfunction(L, call_main);
     lua_pushinteger(L, argc);
     lua_pushlightuserdata(L, argv);
     status = lua_pcall(L, 2, 1, 1);
@@ -283,9 +294,29 @@ static int run_main(lua_State *L, int argc, char **argv)
     return code;
 }
 
+/* What pmain needs and what it gives back. */
+struct run {
+    int argc;
+    char **argv;
+    int test_at; /* index of FILE after --test, 0: the normal run */
+    int code;    /* the exit code */
+};
+
+/* Everything that touches the state, protected (stack: run). */
+static int pmain(lua_State *L)
+{
+    struct run *r = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    setup_state(L, r->test_at != 0);
+    r->code = r->test_at ? run_test(L, r->argc, r->argv, r->test_at)
+                         : run_main(L, r->argc, r->argv);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     lua_State *L = NULL;
+    struct run r;
     int i, code = 1, test_at = 0;
 
     if (argc >= 2 && strcmp(argv[1], "--test") == 0) {
@@ -313,11 +344,17 @@ int main(int argc, char **argv)
         fputs("sfengine: cannot create the Lua state: not enough memory\n", stderr);
         goto done;
     }
-    setup_state(L, test_at != 0);
-    code = test_at ? run_test(L, argc, argv, test_at) : run_main(L, argc, argv);
+    r.argc = argc;
+    r.argv = argv;
+    r.test_at = test_at;
+    r.code = 1;
+    lua_pushcfunction(L, pmain); /* cannot fail: a light C function needs no memory */
+    lua_pushlightuserdata(L, &r);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+        code = report(L); /* setup failed, e.g. "not enough memory" */
+    else
+        code = r.code;
 done:
-    if (L != NULL)
-        sf_sandbox_close(L);
-    curl_global_cleanup();
+    close_process(L);
     return code;
 }

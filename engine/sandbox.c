@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -111,6 +112,16 @@ static struct sbx *getsbx(lua_State *L)
     return S;
 }
 
+/* An error outside any protected call: main.c runs everything inside one,
+ * so this is a bug; say so before Lua aborts. */
+static int panic(lua_State *L)
+{
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(not a string)";
+    fprintf(stderr, "sfengine: PANIC: unprotected error: %s\n", msg);
+    fflush(stderr);
+    return 0; /* Lua aborts */
+}
+
 lua_State *sf_sandbox_newstate(void)
 {
     lua_State *L;
@@ -122,6 +133,8 @@ lua_State *sf_sandbox_newstate(void)
     L = lua_newstate(sbx_alloc, S);
     if (L == NULL)
         free(S);
+    else
+        lua_atpanic(L, panic);
     return L;
 }
 
