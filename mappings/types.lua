@@ -58,17 +58,19 @@ function rules.string(v)
   return nil, "expected a scalar for string"
 end
 
+-- A number as a number, a string holding one JSON number as that number, else nil.
+local function numeric(v)
+  if type(v) == "number" then return v end
+  if type(v) == "string" then return json_number(v) end
+  return nil
+end
+
 -- number: JSON numbers as they are; numeric strings read as numbers. Values beyond the
 -- double range ("1e400" reads as inf) are rejected: JSON has no infinity.
 local function finite(n) return n == n and n ~= math.huge and n ~= -math.huge end
 
 function rules.number(v)
-  local n
-  if type(v) == "number" then
-    n = v
-  elseif type(v) == "string" then
-    n = json_number(v)
-  end
+  local n = numeric(v)
   if n ~= nil and finite(n) then return n end
   if n ~= nil then return nil, "not a number: " .. shown(n) end
   return nil, "not a number: " .. shown(v)
@@ -76,12 +78,7 @@ end
 
 -- int: integral values in int64 range (5.0 and 1e3 are fine); 12.5 is not an integer.
 function rules.int(v)
-  local n
-  if type(v) == "number" then
-    n = v
-  elseif type(v) == "string" then
-    n = json_number(v)
-  end
+  local n = numeric(v)
   if n == nil then return nil, "not an integer: " .. shown(v) end
   local i = math.tointeger(n)   -- nil when fractional, NaN, infinite or beyond int64
   if i then return i end

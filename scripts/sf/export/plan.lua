@@ -125,109 +125,136 @@ end
 
 local TEXT_TYPES = { string = true, textarea = true, multipicklist = true, picklist = true, combobox = true }
 
--- Checks a planned target against the object's describe; fills in the field
--- descriptions. Raises a recipe error (exit 2) naming the recipe line.
-local function compile_target(job, p, d)
-  local ctx = job.ctx
-  local fields = {}
-  for _, fd in ipairs(d.fields or {}) do fields[fd.name:lower()] = fd end
-  p.describe = d
-  p.fields = fields
-  local function fd_of(name, k, purpose)
-    local fd = fields[name:lower()]
-    if not fd then target_error(ctx, k, p.object .. " has no field " .. name .. (purpose or "")) end
+local LIST_FIELDS = { "audiences_field", "affinities_field", "scores_field" }
+
+-- Field lookups in a target's describe that raise recipe errors (exit 2)
+-- naming the recipe key k.
+local function field_checks(job, p)
+  local c = {}
+  -- The describe entry of field `name`.
+  function c.field(name, k)
+    local fd = p.fields[name:lower()]
+    if not fd then target_error(job.ctx, k, p.object .. " has no field " .. name) end
     return fd
   end
-  local function writable(fd, k)
+  -- A field the export can write: its type has a rule, it is createable or updateable.
+  function c.writable(fd, k)
     local ok, why = typerules.supported(fd)
-    if not ok then target_error(ctx, k, p.object .. "." .. fd.name .. ": " .. why) end
+    if not ok then target_error(job.ctx, k, p.object .. "." .. fd.name .. ": " .. why) end
     if not fd.createable and not fd.updateable then
-      target_error(ctx, k, p.object .. "." .. fd.name .. " is read-only (neither createable nor updateable)")
+      target_error(job.ctx, k, p.object .. "." .. fd.name .. " is read-only (neither createable nor updateable)")
     end
   end
-  for _, row in ipairs(p.rows) do
-    local fd = fields[row.field:lower()]
-    if not fd then
-      if row.default then row.skip = true
-      else target_error(ctx, row.key, p.object .. " has no field " .. row.field) end
-    else
-      writable(fd, row.key)
-      row.field, row.fd = fd.name, fd
-    end
-  end
+  return c
+end
+
+-- Each mapping row's field: present (a default row the org lacks is dropped)
+-- and writable; row.field takes the describe's spelling.
+local function check_rows(job, p, c)
   local kept = {}
-  for _, row in ipairs(p.rows) do if not row.skip then kept[#kept + 1] = row end end
+  for _, row in ipairs(p.rows) do
+    local fd = p.fields[row.field:lower()]
+    if fd then
+      c.writable(fd, row.key)
+      row.field, row.fd = fd.name, fd
+      kept[#kept + 1] = row
+    elseif not row.default then
+      target_error(job.ctx, row.key, p.object .. " has no field " .. row.field)
+    end
+  end
   p.rows = kept
-  local pk = p.prefix ~= "" and (p.prefix .. ".") or ""
-  for _, special in ipairs { "audiences_field", "affinities_field", "scores_field" } do
+end
+
+-- The audiences/affinities/scores fields: present, writable, text.
+local function check_list_fields(job, p, c, pk)
+  for _, special in ipairs(LIST_FIELDS) do
     local name = p[special]
     if name then
-      local fd = fd_of(name, pk .. special)
-      writable(fd, pk .. special)
+      local fd = c.field(name, pk .. special)
+      c.writable(fd, pk .. special)
       if not TEXT_TYPES[fd.type] then
-        target_error(ctx, pk .. special, p.object .. "." .. fd.name .. " is a " .. fd.type .. " field; it must hold text")
+        target_error(job.ctx, pk .. special, p.object .. "." .. fd.name .. " is a " .. fd.type .. " field; it must hold text")
       end
       p[special] = fd.name
       p[special .. "_fd"] = fd
     end
   end
-  -- fields that the mapping fills (for the match and required checks)
+end
+
+-- The fields the mapping fills (for the match and required checks): the
+-- rows, the Segment mapping's fields and lookup fields, the list fields.
+local function mapped_fields(p, c)
   local mapped = {}
   for _, row in ipairs(p.rows) do mapped[row.field] = true end
   if p.implicit then
     for _, f in ipairs(p.implicit == "segment_lead" and SEGMENT_LEAD or SEGMENT_ACCOUNT) do
-      local fd = fields[f:lower()]
+      local fd = p.fields[f:lower()]
       if fd then mapped[fd.name] = true end
     end
-    if p.lookup then
-      for trait, f in pairs(p.lookup) do
-        local fd = fd_of(f, "segment.lookup_fields." .. trait)
-        writable(fd, "segment.lookup_fields." .. trait)
-        mapped[fd.name] = true
-        p.lookup[trait] = fd.name
-      end
+    for _, trait in ipairs(p.lookup and tables.sorted_keys(p.lookup) or {}) do
+      local fd = c.field(p.lookup[trait], "segment.lookup_fields." .. trait)
+      c.writable(fd, "segment.lookup_fields." .. trait)
+      mapped[fd.name] = true
+      p.lookup[trait] = fd.name
     end
   end
-  for _, special in ipairs { "audiences_field", "affinities_field", "scores_field" } do
+  for _, special in ipairs(LIST_FIELDS) do
     if p[special] then mapped[p[special]] = true end
   end
-  -- match fields: present, mapped, filterable
-  local match = {}
-  for i, name in ipairs(p.match) do
-    local k = p.implicit and p.lookup and "segment.lookup_fields" or (pk .. "match_field")
-    local fd = fd_of(name, k)
-    if not mapped[fd.name] then
-      target_error(ctx, k, "the match field " .. fd.name .. " must be mapped (in required_fields, extra_fields or the defaults)")
-    end
-    if fd.filterable == false then
-      target_error(ctx, k, p.object .. "." .. fd.name .. " cannot be used in a query filter; pick another match field")
-    end
-    match[i] = fd
-  end
-  p.match_fds = match
-  p.match_names = {}
-  for i, fd in ipairs(match) do p.match_names[i] = fd.name end
-  -- the write path
-  p.upsert = #match == 1 and match[1].externalId == true and p.create
-  -- required to create: createable, not nillable, not defaulted, not a boolean
-  p.required = {}
-  if p.create then
-    local missing = {}
-    for _, fd in ipairs(d.fields or {}) do
-      if fd.createable and fd.nillable == false and not fd.defaultedOnCreate and fd.type ~= "boolean" then
-        p.required[#p.required + 1] = fd.name
-        if not mapped[fd.name] then missing[#missing + 1] = fd.name end
-      end
-    end
-    if #missing > 0 then
-      target_error(ctx, pk .. "required_fields", string.format(
-        "%s requires %s to create a record: map %s in required_fields (or set create = false)",
-        p.object, table.concat(missing, ", "), #missing == 1 and "it" or "them"))
-    end
-  end
-  return p
+  return mapped
 end
 
+-- The match fields: present, mapped, filterable. Sets match_fds, match_names
+-- and the write path (upsert: one external ID field, creating allowed).
+local function check_match(job, p, c, mapped, pk)
+  p.match_fds, p.match_names = {}, {}
+  local k = p.implicit and p.lookup and "segment.lookup_fields" or (pk .. "match_field")
+  for i, name in ipairs(p.match) do
+    local fd = c.field(name, k)
+    if not mapped[fd.name] then
+      target_error(job.ctx, k, "the match field " .. fd.name .. " must be mapped (in required_fields, extra_fields or the defaults)")
+    end
+    if fd.filterable == false then
+      target_error(job.ctx, k, p.object .. "." .. fd.name .. " cannot be used in a query filter; pick another match field")
+    end
+    p.match_fds[i], p.match_names[i] = fd, fd.name
+  end
+  p.upsert = #p.match_fds == 1 and p.match_fds[1].externalId == true and p.create
+end
+
+-- The fields a create needs (createable, not nillable, not defaulted, not a
+-- boolean) must be mapped when the target may create.
+local function check_required(job, p, mapped, pk)
+  p.required = {}
+  if not p.create then return end
+  local missing = {}
+  for _, fd in ipairs(p.describe.fields or {}) do
+    if fd.createable and fd.nillable == false and not fd.defaultedOnCreate and fd.type ~= "boolean" then
+      p.required[#p.required + 1] = fd.name
+      if not mapped[fd.name] then missing[#missing + 1] = fd.name end
+    end
+  end
+  if #missing > 0 then
+    target_error(job.ctx, pk .. "required_fields", string.format(
+      "%s requires %s to create a record: map %s in required_fields (or set create = false)",
+      p.object, table.concat(missing, ", "), #missing == 1 and "it" or "them"))
+  end
+end
+
+-- Checks a planned target against the object's describe; fills in the field
+-- descriptions. Raises a recipe error (exit 2) naming the recipe line.
+local function compile_target(job, p, d)
+  p.describe, p.fields = d, {}
+  for _, fd in ipairs(d.fields or {}) do p.fields[fd.name:lower()] = fd end
+  local c = field_checks(job, p)
+  local pk = p.prefix ~= "" and (p.prefix .. ".") or ""
+  check_rows(job, p, c)
+  check_list_fields(job, p, c, pk)
+  local mapped = mapped_fields(p, c)
+  check_match(job, p, c, mapped, pk)
+  check_required(job, p, mapped, pk)
+  return p
+end
 
 -- Plans the targets of a validated recipe (recipe errors before any call).
 function M.targets(job)

@@ -92,36 +92,40 @@ local function scores_text(scores)
   return parts
 end
 
--- rec = { fields = {Field = value (null clears)}, match = {values}, key = "..",
---         rejects = {{field, reason}}, hash = "..." } | nil, skip reason
-local function build_record(job, target, user, exported)
-  local values, rejects = {}, {}
-  if target.implicit then
-    local sf, custom
-    if target.implicit == "segment_lead" then
-      sf, custom = segment.lead_fields(user.fields)
+-- The Segment mapping's values (target.implicit): traits -> fields the org
+-- has and can write; traits it lacks or cannot write become rejects. Returns
+-- true, or nil, skip reason, message when a lookup trait is missing.
+local function segment_values(job, target, user, values, rejects)
+  local seg = job.recipe.segment
+  local sf, custom
+  if target.implicit == "segment_lead" then
+    sf, custom = segment.lead_fields(user.fields)
+  else
+    sf, custom = segment.account_fields(user.fields, user.id, { address = seg and seg.address })
+  end
+  local keep_custom = not (seg and seg.custom_traits == false)
+  for f, v in pairs(sf) do
+    local fd = target.fields[f:lower()]
+    if custom[f] and not keep_custom then
+      -- custom traits switched off
+    elseif not fd then
+      rejects[#rejects + 1] = { field = f, reason = "no field " .. f .. " on " .. target.object .. " (trait " .. (custom[f] or f) .. ")", code = "NO_SUCH_FIELD" }
+    elseif not typerules.supported(fd) or not (fd.createable or fd.updateable) then
+      rejects[#rejects + 1] = { field = fd.name, reason = target.object .. "." .. fd.name .. " cannot be written", code = "NOT_WRITABLE" }
     else
-      sf, custom = segment.account_fields(user.fields, user.id, { address = job.recipe.segment and job.recipe.segment.address })
-    end
-    local keep_custom = not (job.recipe.segment and job.recipe.segment.custom_traits == false)
-    for f, v in pairs(sf) do
-      local fd = target.fields[f:lower()]
-      if custom[f] and not keep_custom then
-        -- custom traits switched off
-      elseif not fd then
-        rejects[#rejects + 1] = { field = f, reason = "no field " .. f .. " on " .. target.object .. " (trait " .. (custom[f] or f) .. ")", code = "NO_SUCH_FIELD" }
-      elseif not typerules.supported(fd) or not (fd.createable or fd.updateable) then
-        rejects[#rejects + 1] = { field = fd.name, reason = target.object .. "." .. fd.name .. " cannot be written", code = "NOT_WRITABLE" }
-      else
-        values[fd.name] = { v = v, fd = fd }
-      end
-    end
-    if target.lookup then
-      local lv, missing = segment.lookup_values(user.fields, target.lookup)
-      if not lv then return nil, "missing_match_value", "no " .. missing .. " trait to look the record up by" end
-      for f, v in pairs(lv) do values[f] = { v = v, fd = target.fields[f:lower()] } end
+      values[fd.name] = { v = v, fd = fd }
     end
   end
+  if target.lookup then
+    local lv, missing = segment.lookup_values(user.fields, target.lookup)
+    if not lv then return nil, "missing_match_value", "no " .. missing .. " trait to look the record up by" end
+    for f, v in pairs(lv) do values[f] = { v = v, fd = target.fields[f:lower()] } end
+  end
+  return true
+end
+
+-- The values of the target's mapping rows; a recipe function that fails is a reject.
+local function row_values(job, target, user, values, rejects)
   local view
   for _, row in ipairs(target.rows) do
     if type(row.source) == "function" and not view then
@@ -136,6 +140,10 @@ local function build_record(job, target, user, exported)
       values[row.field] = nil
     end
   end
+end
+
+-- The audiences, affinities (top three) and scores fields: lists as text.
+local function list_fields(target, user, exported, values)
   if target.audiences_field then
     local fd = target.audiences_field_fd
     values[fd.name] = { v = #exported > 0 and list_value(exported, fd) or null, fd = fd }
@@ -151,7 +159,11 @@ local function build_record(job, target, user, exported)
     local fd = target.scores_field_fd
     values[fd.name] = { v = list_value(scores_text(user.scores), fd), fd = fd }
   end
-  -- type rules
+end
+
+-- The values through Salesforce's type rules: { Field = value } (null
+-- clears a field, missing values are left out); refused values are rejects.
+local function typed_fields(values, rejects)
   local fields = {}
   for name, x in pairs(values) do
     if x.v == null or typerules.is_missing(x.v) then
@@ -165,16 +177,23 @@ local function build_record(job, target, user, exported)
       end
     end
   end
-  -- match values
+  return fields
+end
+
+-- The values of the match fields, or nil and the first one without a value.
+local function match_values(target, fields)
   local match = {}
   for i, fd in ipairs(target.match_fds) do
     local v = fields[fd.name]
-    if v == nil or v == null then
-      return nil, "missing_match_value", "no value for the match field " .. fd.name
-    end
+    if v == nil or v == null then return nil, fd.name end
     match[i] = v
   end
-  -- the trigger hash: trigger fields (or the whole record) + exported audiences
+  return match
+end
+
+-- The trigger hash: the trigger fields (or, without triggers, the whole
+-- record) and the exported audiences.
+local function trigger_hash(target, user, exported, fields)
   local basis
   if target.triggers then
     local tv = {}
@@ -189,9 +208,25 @@ local function build_record(job, target, user, exported)
   else
     basis = { f = fields, a = exported, o = target.object }
   end
+  return hash(json.encode(basis))
+end
+
+-- rec = { fields = {Field = value (null clears)}, match = {values}, key = "..",
+--         rejects = {{field, reason}}, hash = "..." } | nil, skip reason
+local function build_record(job, target, user, exported)
+  local values, rejects = {}, {}
+  if target.implicit then
+    local ok, reason, message = segment_values(job, target, user, values, rejects)
+    if not ok then return nil, reason, message end
+  end
+  row_values(job, target, user, values, rejects)
+  list_fields(target, user, exported, values)
+  local fields = typed_fields(values, rejects)
+  local match, missing = match_values(target, fields)
+  if not match then return nil, "missing_match_value", "no value for the match field " .. missing end
   return {
     user = user, target = target, fields = fields, match = match, match_key = M.match_key(match),
-    rejects = rejects, hash = hash(json.encode(basis)),
+    rejects = rejects, hash = trigger_hash(target, user, exported, fields),
   }
 end
 

@@ -55,6 +55,16 @@ local function record_body(target, rec, op, id)
   return body
 end
 
+-- The JSON bodies of writes for op, and their documents (for a dry run).
+local function bodies_of(target, writes, op)
+  local bodies, docs = {}, {}
+  for j, w in ipairs(writes) do
+    docs[j] = record_body(target, w.rec, op, w.id)
+    bodies[j] = json.encode(docs[j])
+  end
+  return bodies, docs
+end
+
 -- A dry run's writes: printed as they would be sent, counted as done.
 local function dry_run(job, op, writes, docs)
   for j, w in ipairs(writes) do
@@ -72,6 +82,19 @@ local function collection_request(job, method, path, target, bodies, retry)
   local h = { ["Content-Type"] = "application/json" }
   if target.duplicates == "allow_save" then h["Sforce-Duplicate-Rule-Header"] = "allowSave=true" end
   return abort.call(job, { method = method, path = path, body = text, headers = h, retry = retry })
+end
+
+-- Sends writes as Collections calls of op (batch_size records each; a dry
+-- run prints them instead); answer(chunk, resp, err, code) reads each call.
+local function send_writes(job, target, op, writes, method, retry, answer)
+  for chunk in chunks(writes, job.recipe.batch_size) do
+    local bodies, docs = bodies_of(target, chunk, op)
+    if job.dry then
+      dry_run(job, op, chunk, docs)
+    else
+      answer(chunk, collection_request(job, method, "/composite/sobjects", target, bodies, retry))
+    end
+  end
 end
 
 -- The per-record answers of a collection call, or nil, error (whole-request
@@ -136,22 +159,12 @@ end
 -- Updates writes { rec, id } by Id: PATCH /composite/sobjects, 200 per call.
 update_writes = function(job, target, writes, attempt)
   attempt = attempt or 0
-  for chunk in chunks(writes, job.recipe.batch_size) do
-    local bodies, docs = {}, {}
-    for j, w in ipairs(chunk) do
-      docs[j] = record_body(target, w.rec, "update", w.id)
-      bodies[j] = json.encode(docs[j])
-    end
-    if job.dry then
-      dry_run(job, "update", chunk, docs)
-    else
-      local resp, err, code = collection_request(job, "PATCH", "/composite/sobjects", target, bodies, true)
-      if not resp then abort.raise("failed", target.object .. ": update failed: " .. tostring(err) .. " (" .. tostring(code) .. ")") end
-      local answers, top = answers_of(job, target, resp, #chunk)
-      local again = results.dispatch(job, "update", chunk, answers, top, attempt)
-      follow_up(job, target, attempt, {}, {}, again, function(w, a) update_writes(job, target, w, a) end)
-    end
-  end
+  send_writes(job, target, "update", writes, "PATCH", true, function(chunk, resp, err, code)
+    if not resp then abort.raise("failed", target.object .. ": update failed: " .. tostring(err) .. " (" .. tostring(code) .. ")") end
+    local answers, top = answers_of(job, target, resp, #chunk)
+    local again = results.dispatch(job, "update", chunk, answers, top, attempt)
+    follow_up(job, target, attempt, {}, {}, again, function(w, a) update_writes(job, target, w, a) end)
+  end)
 end
 
 -- Required values for a create: fills "Unknown" where allowed. Returns true,
@@ -207,27 +220,17 @@ end
 -- Creates writes { rec }: POST /composite/sobjects, never blindly repeated.
 create_writes = function(job, target, writes, attempt, checks)
   attempt, checks = attempt or 0, checks or 0
-  for chunk in chunks(writes, job.recipe.batch_size) do
-    local bodies, docs = {}, {}
-    for j, w in ipairs(chunk) do
-      docs[j] = record_body(target, w.rec, "create")
-      bodies[j] = json.encode(docs[j])
+  send_writes(job, target, "create", writes, "POST", false, function(chunk, resp, err, code)
+    if not resp or resp.status >= 500 then
+      recover_lost_create(job, target, chunk, attempt, checks, tostring(err or ("HTTP " .. resp.status)), code)
+      return
     end
-    if job.dry then
-      dry_run(job, "create", chunk, docs)
-    else
-      local resp, err, code = collection_request(job, "POST", "/composite/sobjects", target, bodies, false)
-      if not resp or resp.status >= 500 then
-        recover_lost_create(job, target, chunk, attempt, checks, tostring(err or ("HTTP " .. resp.status)), code)
-      else
-        local answers, top = answers_of(job, target, resp, #chunk)
-        local to_update = {}
-        local again = results.dispatch(job, "create", chunk, answers, top, attempt,
-          on_duplicate(job, target, "create", to_update))
-        follow_up(job, target, attempt, to_update, {}, again, function(w, a) create_writes(job, target, w, a) end)
-      end
-    end
-  end
+    local answers, top = answers_of(job, target, resp, #chunk)
+    local to_update = {}
+    local again = results.dispatch(job, "create", chunk, answers, top, attempt,
+      on_duplicate(job, target, "create", to_update))
+    follow_up(job, target, attempt, to_update, {}, again, function(w, a) create_writes(job, target, w, a) end)
+  end)
 end
 
 -- Upserts recs by the external ID: PATCH /composite/sobjects/<Obj>/<Field>.
@@ -239,12 +242,12 @@ local function upsert_recs(job, target, recs, attempt)
       -- dry run: find out what would be created or updated (reads only)
       lookup_path(job, target, chunk)
     else
-      local bodies, writes = {}, {}
+      local writes = {}
       for j, rec in ipairs(chunk) do
         rec.pending = 1
         writes[j] = { rec = rec }
-        bodies[j] = json.encode(record_body(target, rec, "upsert"))
       end
+      local bodies = bodies_of(target, writes, "upsert")
       local resp, err, code = collection_request(job, "PATCH", path, target, bodies, true)
       if not resp then abort.raise("failed", target.object .. ": upsert failed: " .. tostring(err) .. " (" .. tostring(code) .. ")") end
       local answers, top = answers_of(job, target, resp, #chunk)
