@@ -10,7 +10,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from engine import Workdir, run, ROOT  # noqa: E402
+from engine import Workdir, run, import_recipe, ROOT  # noqa: E402
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import tap  # noqa: E402
 from harness import Emulator  # noqa: E402
@@ -18,21 +18,17 @@ from harness import Emulator  # noqa: E402
 SITE = "https://acme.my.site.com/customers"
 
 
-def recipe(extra=""):
-    return """return {
-  job = "import",
-  name = "jwt-aud",
-  auth = {
+JWT_AUTH = """{
     flow = "jwt",
     login_url = sf.env "SF_LOGIN_URL",
     client_id = sf.secret_env "SF_CLIENT_ID",
     username = sf.env "SF_USERNAME",
     private_key_file = "key.pem",%s
-  },
-  output = "out",
-  objects = { Lead = {} },
-}
-""" % extra
+  }"""
+
+
+def recipe(extra=""):
+    return import_recipe("jwt-aud", "{ Lead = {} }", auth=JWT_AUTH % extra)
 
 
 @unittest.skipUnless(shutil.which("openssl"), "openssl not installed")
