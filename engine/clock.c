@@ -8,18 +8,29 @@
  *   clock.to_local(epoch, tz)   -> {year, month, day, hour, min, sec, wday (1 = Sunday)}
  *   clock.from_local(tz, t)     -> epoch seconds of the wall time t in zone tz
  *
- * Time zones go through the C library (TZ + tzset), the only tz database a
- * Debian machine is sure to have; TZ is restored afterwards. */
+ * Time zones are the system's IANA database (/usr/share/zoneinfo, package
+ * tzdata), each file read and converted in C (tzif.c) on every call: the
+ * process-wide TZ is never changed, so nothing else in the process (a log
+ * line's localtime, another thread) can see a borrowed zone. "UTC" needs no
+ * file. An unknown zone, or a time outside years -9999..9999, raises. */
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lua.h>
 #include <lauxlib.h>
 
 #include "signal.h"
+#include "tzif.h"
+
+#define DAY_SECS 86400
 
 int luaopen_sf_clock(lua_State *L);
 
@@ -69,83 +80,151 @@ static int clock_sleep(lua_State *L)
     return 1;
 }
 
-/* Runs with TZ temporarily set to zone; restores the previous TZ. */
-struct tz_guard { char *saved; int had; };
+/* ---- time zones: TZif files read in C (tzif.c), never the process's TZ ---- */
 
-static void tz_enter(struct tz_guard *g, const char *zone)
-{
-    const char *old = getenv("TZ");
-    g->had = old != NULL;
-    g->saved = old ? strdup(old) : NULL; /* owned by the guard */
-    setenv("TZ", zone, 1);
-    tzset();
-}
+#define ZONEINFO "/usr/share/zoneinfo/"
+#define MAX_ZONE_FILE (256 << 10) /* TZif files are a few KiB; sf_tz holds at most 4096 transitions */
+#define ZONES_KEY "sf.clock.zones"
 
-static void tz_leave(struct tz_guard *g)
-{
-    if (g->had && g->saved) setenv("TZ", g->saved, 1);
-    else unsetenv("TZ");
-    free(g->saved);
-    tzset();
-}
-
-static int check_zone(lua_State *L, int arg)
+/* The zone name at arg: IANA names only, no POSIX TZ strings or paths. */
+static const char *check_zone(lua_State *L, int arg)
 {
     const char *zone = luaL_checkstring(L, arg);
-    /* Only IANA names from the system database: refuse POSIX TZ strings and paths. */
-    luaL_argcheck(L, zone[0] != ':' && zone[0] != '/' && strstr(zone, "..") == NULL, arg,
-                  "sf.clock: time zone must be an IANA name such as Europe/Amsterdam");
-    return 0;
+    luaL_argcheck(L, zone[0] != '\0' && zone[0] != ':' && zone[0] != '/' && strstr(zone, "..") == NULL,
+                  arg, "sf.clock: time zone must be an IANA name such as Europe/Amsterdam");
+    return zone;
 }
 
+/* Reads file path into buf (cap bytes): its length, or -1 (missing, not a
+ * regular file, unreadable, or larger than cap). No Lua call while the
+ * descriptor is open. */
+static ssize_t read_small_file(const char *path, unsigned char *buf, size_t cap)
+{
+    struct stat st;
+    ssize_t got = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && (size_t)st.st_size <= cap) {
+        got = 0;
+        while (got < st.st_size) {
+            ssize_t r = read(fd, buf + got, cap - (size_t)got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) break;
+            got += r;
+        }
+        if (got != st.st_size) got = -1;
+    }
+    close(fd);
+    return got;
+}
+
+/* The zone, read once per state and kept in the registry (stack: +1, the
+ * zone's userdata). Raises naming the zone when there is none. */
+static const sf_tz *load_zone(lua_State *L, const char *zone, const char *api)
+{
+    static unsigned char buf[MAX_ZONE_FILE]; /* the engine's Lua runs on one thread */
+    char path[512];
+    ssize_t n;
+    sf_tz *tz;
+    int len;
+    if (luaL_getsubtable(L, LUA_REGISTRYINDEX, ZONES_KEY)) { /* stack: zones */
+        if (lua_getfield(L, -1, zone) == LUA_TUSERDATA) { /* stack: zones, tz */
+            lua_remove(L, -2);
+            return lua_touserdata(L, -1);
+        }
+        lua_pop(L, 1);
+    }
+    tz = lua_newuserdatauv(L, sizeof *tz, 0); /* stack: zones, tz */
+    if (strcmp(zone, "UTC") == 0) { /* no file needed */
+        memset(tz, 0, sizeof *tz);
+        tz->ntypes = 1;
+    } else {
+        len = snprintf(path, sizeof path, ZONEINFO "%s", zone);
+        if (len < 0 || (size_t)len >= sizeof path) luaL_error(L, "%s: time zone name too long", api);
+        n = read_small_file(path, buf, sizeof buf);
+        if (n <= 0 || sf_tz_parse(tz, buf, (size_t)n) != 0)
+            luaL_error(L, "%s: unknown time zone '%s'", api, zone);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, zone); /* zones[zone] = tz */
+    lua_remove(L, -2);         /* stack: tz */
+    return tz;
+}
+
+/* clock.to_local(epoch, zone) -> {year, month, day, hour, min, sec, wday} */
 static int clock_to_local(lua_State *L)
 {
-    time_t t = (time_t)luaL_checknumber(L, 1);
-    check_zone(L, 2);
-    struct tz_guard g;
-    struct tm tm;
-    tz_enter(&g, lua_tostring(L, 2));
-    localtime_r(&t, &tm);
-    tz_leave(&g);
+    lua_Number e = luaL_checknumber(L, 1);
+    const char *zone = check_zone(L, 2);
+    const sf_tz *tz;
+    int64_t t, local, days, year;
+    int32_t off;
+    int month, day, secs;
+    luaL_argcheck(L, e >= (lua_Number)-SF_TZ_TIME_MAX && e <= (lua_Number)SF_TZ_TIME_MAX, 1,
+                  "sf.clock.to_local: epoch out of range");
+    t = (int64_t)floor(e);
+    tz = load_zone(L, zone, "sf.clock.to_local");
+    if (sf_tz_offset(tz, t, &off) != 0) luaL_argerror(L, 1, "sf.clock.to_local: epoch out of range");
+    local = t + off;
+    days = local / DAY_SECS - (local % DAY_SECS < 0);
+    secs = (int)(local - days * DAY_SECS);
+    sf_civil_from_days(days, &year, &month, &day);
     lua_createtable(L, 0, 7);
-    lua_pushinteger(L, tm.tm_year + 1900); lua_setfield(L, -2, "year");
-    lua_pushinteger(L, tm.tm_mon + 1);     lua_setfield(L, -2, "month");
-    lua_pushinteger(L, tm.tm_mday);        lua_setfield(L, -2, "day");
-    lua_pushinteger(L, tm.tm_hour);        lua_setfield(L, -2, "hour");
-    lua_pushinteger(L, tm.tm_min);         lua_setfield(L, -2, "min");
-    lua_pushinteger(L, tm.tm_sec);         lua_setfield(L, -2, "sec");
-    lua_pushinteger(L, tm.tm_wday + 1);    lua_setfield(L, -2, "wday");
+    lua_pushinteger(L, (lua_Integer)year); lua_setfield(L, -2, "year");
+    lua_pushinteger(L, month);             lua_setfield(L, -2, "month");
+    lua_pushinteger(L, day);               lua_setfield(L, -2, "day");
+    lua_pushinteger(L, secs / 3600);       lua_setfield(L, -2, "hour");
+    lua_pushinteger(L, secs / 60 % 60);    lua_setfield(L, -2, "min");
+    lua_pushinteger(L, secs % 60);         lua_setfield(L, -2, "sec");
+    lua_pushinteger(L, (days % 7 + 7 + 4) % 7 + 1); /* 1970-01-01 was a Thursday; 1 = Sunday */
+    lua_setfield(L, -2, "wday");
     return 1;
 }
 
-static int field_int(lua_State *L, int t, const char *name, int dflt)
+/* t[name], an integer within +-FIELD_MAX (dflt when absent); anything
+ * else raises, so the arithmetic below cannot overflow. */
+#define FIELD_MAX 100000000
+static lua_Integer field_int(lua_State *L, int t, const char *name, lua_Integer dflt)
 {
-    lua_getfield(L, t, name);
     int isnum = 0;
-    lua_Integer v = lua_tointegerx(L, -1, &isnum);
+    lua_Integer v;
+    lua_getfield(L, t, name);
+    v = lua_tointegerx(L, -1, &isnum);
     if (!isnum && !lua_isnil(L, -1))
         luaL_error(L, "sf.clock.from_local: field '%s' must be an integer", name);
     lua_pop(L, 1);
-    return isnum ? (int)v : dflt;
+    if (!isnum) return dflt;
+    if (v < -FIELD_MAX || v > FIELD_MAX)
+        luaL_error(L, "sf.clock.from_local: field '%s' out of range", name);
+    return v;
 }
 
+/* clock.from_local(zone, {year, month, day, hour, min, sec}) -> epoch seconds
+ * of that wall time in the zone. Fields out of their usual range roll over
+ * (day 32 is the next month's 1st), as mktime does; a wall time skipped by
+ * a change to summer time is read with the offset before it (02:30 on the
+ * spring day is 03:30 summer time), one that happens twice is the later. */
 static int clock_from_local(lua_State *L)
 {
-    check_zone(L, 1);
+    const char *zone = check_zone(L, 1);
+    lua_Integer year, month, day, hour, min, sec;
+    int64_t local, t;
+    const sf_tz *tz;
     luaL_checktype(L, 2, LUA_TTABLE);
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    tm.tm_year = field_int(L, 2, "year", 1970) - 1900;
-    tm.tm_mon = field_int(L, 2, "month", 1) - 1;
-    tm.tm_mday = field_int(L, 2, "day", 1);
-    tm.tm_hour = field_int(L, 2, "hour", 0);
-    tm.tm_min = field_int(L, 2, "min", 0);
-    tm.tm_sec = field_int(L, 2, "sec", 0);
-    tm.tm_isdst = -1; /* let the zone rules decide */
-    struct tz_guard g;
-    tz_enter(&g, lua_tostring(L, 1));
-    time_t t = mktime(&tm);
-    tz_leave(&g);
+    year = field_int(L, 2, "year", 1970);
+    month = field_int(L, 2, "month", 1) - 1;
+    day = field_int(L, 2, "day", 1);
+    hour = field_int(L, 2, "hour", 0);
+    min = field_int(L, 2, "min", 0);
+    sec = field_int(L, 2, "sec", 0);
+    year += month / 12 - (month % 12 < 0); /* months past December or before January */
+    month = (month % 12 + 12) % 12;
+    if (year < -FIELD_MAX || year > FIELD_MAX)
+        luaL_error(L, "sf.clock.from_local: date out of range");
+    local = (sf_days_from_civil(year, (int)month + 1, 1) + day - 1) * DAY_SECS
+          + hour * 3600 + min * 60 + sec;
+    tz = load_zone(L, zone, "sf.clock.from_local");
+    if (sf_tz_from_local(tz, local, &t) != 0) luaL_error(L, "sf.clock.from_local: date out of range");
     lua_pushinteger(L, (lua_Integer)t);
     return 1;
 }
