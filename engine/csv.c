@@ -716,7 +716,10 @@ static int l_to_page(lua_State *L)
     if (ncols < 0) return push_csv_fail(L, &err);
     if (ncols > 0) {
         /* scratch arrays live in userdata: collected if anything below raises */
-        hdr = lua_newuserdatauv(L, (size_t)ncols * sizeof *hdr, 0);     /* stack: 5 hdr */
+        size_t bytes;
+        if (sf_size_mul((size_t)ncols, sizeof *hdr, &bytes) != 0)
+            return luaL_error(L, "sf.csv.to_page: not enough memory");
+        hdr = lua_newuserdatauv(L, bytes, 0);                           /* stack: 5 hdr */
         types = lua_newuserdatauv(L, (size_t)ncols, 0);                 /* stack: 6 types */
         (void)sf_csv_header(text, n, hdr, (size_t)ncols, &err);
         for (i = 0; i < (size_t)ncols; i++) {

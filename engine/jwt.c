@@ -9,11 +9,13 @@
  *
  * Key material never leaves OpenSSL: the Lua side only ever sees the handle,
  * and error messages carry OpenSSL's reason string, never the PEM text. */
+#include "alloc.h"
 #include "jwt.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -113,8 +115,9 @@ static size_t header_len(void)
 
 size_t sf_jwt_token_len(EVP_PKEY *key, size_t claims_len)
 {
-    return header_len() + 1 + sf_b64url_len(claims_len) + 1
-         + sf_b64url_len((size_t)EVP_PKEY_get_size(key));
+    size_t n = header_len() + 1 + sf_b64url_len((size_t)EVP_PKEY_get_size(key)) + 1;
+    if (sf_size_add(n, sf_b64url_len(claims_len), &n) != 0) return SIZE_MAX; /* allocating it fails */
+    return n;
 }
 
 int sf_jwt_sign(EVP_PKEY *key, const char *claims, size_t claims_len, char *out,

@@ -14,7 +14,8 @@
 EVP_PKEY *sf_jwt_read_key(const char *pem, size_t pem_len, const char *pass, size_t pass_len,
                           char *err, size_t errcap);
 
-/* Exact length of the compact JWT for claims of claims_len bytes signed by key. */
+/* Exact length of the compact JWT for claims of claims_len bytes signed by
+ * key; SIZE_MAX when it would not fit a size_t. */
 size_t sf_jwt_token_len(EVP_PKEY *key, size_t claims_len);
 
 /* Writes base64url(header).base64url(claims).base64url(RS256 signature) into

@@ -23,6 +23,7 @@
 #include <lauxlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "page.h"
 #include "util.h"
 
@@ -210,7 +211,8 @@ static int l_parse(lua_State *L)
 
     if (p->toks[rtok].size > 0) {
         uint32_t n = p->toks[rtok].size;
-        p->recs = af(ud, NULL, 0, (size_t)n * sizeof(uint32_t));
+        size_t bytes;
+        if (sf_size_mul(n, sizeof(uint32_t), &bytes) == 0) p->recs = af(ud, NULL, 0, bytes);
         if (p->recs == NULL) {
             page_free(p);
             return luaL_error(L, "sf.page.parse: not enough memory");

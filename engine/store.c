@@ -12,7 +12,9 @@
  * stay cheap. synchronous=FULL: a commit is on disk when it returns, as
  * durable as the job state it goes with (callers batch puts in one
  * transaction, so this is one fsync per batch). Statements are prepared once
- * per handle. */
+ * per handle. A key or value longer than 16 MiB fails with "too large"
+ * (checked before its length meets SQLite's int), and every bind's result
+ * is checked. */
 #include "util.h"
 
 #include <string.h>
@@ -25,7 +27,8 @@
 int luaopen_sf_store(lua_State *L);
 
 #define STORE "sf.store"
-#define SQLITE_MAX_BYTES 1000000000 /* SQLite's default SQLITE_MAX_LENGTH */
+#define STORE_MAX_BYTES (16 << 20) /* a key or a value (user keys and hashes are far smaller) */
+#define STORE_MAX_ROW (2 * STORE_MAX_BYTES + 4096) /* SQLITE_LIMIT_LENGTH: a whole row fits */
 
 enum { ST_GET, ST_PUT, ST_DELETE, ST_COUNT, ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_N };
 
@@ -82,6 +85,47 @@ static sqlite3_stmt *stmt(struct store *s, int which)
     return s->stmt[which];
 }
 
+/* A bind that failed: SQLITE_TOOBIG, or SQLite's message (bind errors are
+ * not always in sqlite3_errmsg). The statement is reset. */
+static int fail_bind(lua_State *L, sqlite3_stmt *st, const char *what, int rc)
+{
+    sqlite3_reset(st);
+    if (rc == SQLITE_TOOBIG)
+        return sf_pushfail(L, "STORE", "sf.store: %s: key or value too large (over %d bytes)", what,
+                           STORE_MAX_BYTES);
+    return sf_pushfail(L, "STORE", "sf.store: %s: %s", what, sqlite3_errstr(rc));
+}
+
+/* Binds p[0..n) to parameter col, as text or a blob; the bytes stay on the
+ * Lua stack for the statement's run (SQLITE_STATIC). Lengths past
+ * STORE_MAX_BYTES never reach SQLite's int. */
+static int bind(sqlite3_stmt *st, int col, const char *p, size_t n, int blob)
+{
+    if (n > STORE_MAX_BYTES) return SQLITE_TOOBIG;
+    if (blob) return sqlite3_bind_blob(st, col, p, (int)n, SQLITE_STATIC);
+    return sqlite3_bind_text(st, col, p, (int)n, SQLITE_STATIC);
+}
+
+/* The statement `which` with the key (argument 2) bound: NULL after
+ * pushing the failure (*nret results), else the statement. */
+static sqlite3_stmt *keyed(lua_State *L, struct store *s, int which, const char *what, int *nret)
+{
+    size_t klen;
+    const char *key = luaL_checklstring(L, 2, &klen);
+    sqlite3_stmt *st = stmt(s, which);
+    int rc;
+    if (st == NULL) {
+        *nret = fail(L, s, what);
+        return NULL;
+    }
+    rc = bind(st, 1, key, klen, 0);
+    if (rc != SQLITE_OK) {
+        *nret = fail_bind(L, st, what, rc);
+        return NULL;
+    }
+    return st;
+}
+
 /* Runs a statement that returns no rows; leaves it reset. */
 static int exec_stmt(sqlite3_stmt *st)
 {
@@ -108,6 +152,7 @@ static int l_open(lua_State *L)
         return n;
     }
     sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, STORE_MAX_ROW);
     sqlite3_busy_timeout(s->db, 5000);
     if (sqlite3_exec(s->db,
                      "PRAGMA journal_mode=WAL;"
@@ -127,12 +172,9 @@ static int l_open(lua_State *L)
 static int l_get(lua_State *L)
 {
     struct store *s = checkstore(L, "sf.store:get");
-    size_t klen;
-    const char *key = luaL_checklstring(L, 2, &klen);
-    sqlite3_stmt *st = stmt(s, ST_GET);
-    int rc;
-    if (st == NULL) return fail(L, s, "get");
-    sqlite3_bind_text(st, 1, key, (int)klen, SQLITE_STATIC); /* key lives on the stack */
+    int rc, nret = 0;
+    sqlite3_stmt *st = keyed(L, s, ST_GET, "get", &nret);
+    if (st == NULL) return nret;
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         const void *v = sqlite3_column_blob(st, 0);
@@ -152,19 +194,18 @@ static int l_get(lua_State *L)
 static int l_put(lua_State *L)
 {
     struct store *s = checkstore(L, "sf.store:put");
-    size_t klen, vlen;
-    const char *key = luaL_checklstring(L, 2, &klen);
+    size_t vlen;
     const char *value;
     sqlite3_stmt *st;
+    int rc, nret = 0;
+    luaL_checkstring(L, 2);
     if (lua_type(L, 3) != LUA_TSTRING)
         return luaL_argerror(L, 3, "sf.store:put: value must be a string");
     value = lua_tolstring(L, 3, &vlen);
-    if (klen > SQLITE_MAX_BYTES || vlen > SQLITE_MAX_BYTES)
-        return sf_pushfail(L, "STORE", "sf.store: put: key or value too large");
-    st = stmt(s, ST_PUT);
-    if (st == NULL) return fail(L, s, "put");
-    sqlite3_bind_text(st, 1, key, (int)klen, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, value, (int)vlen, SQLITE_STATIC);
+    st = keyed(L, s, ST_PUT, "put", &nret);
+    if (st == NULL) return nret;
+    rc = bind(st, 2, value, vlen, 1);
+    if (rc != SQLITE_OK) return fail_bind(L, st, "put", rc);
     if (exec_stmt(st) != 0) return fail(L, s, "put");
     lua_pushboolean(L, 1);
     return 1;
@@ -173,11 +214,9 @@ static int l_put(lua_State *L)
 static int l_delete(lua_State *L)
 {
     struct store *s = checkstore(L, "sf.store:delete");
-    size_t klen;
-    const char *key = luaL_checklstring(L, 2, &klen);
-    sqlite3_stmt *st = stmt(s, ST_DELETE);
-    if (st == NULL) return fail(L, s, "delete");
-    sqlite3_bind_text(st, 1, key, (int)klen, SQLITE_STATIC);
+    int nret = 0;
+    sqlite3_stmt *st = keyed(L, s, ST_DELETE, "delete", &nret);
+    if (st == NULL) return nret;
     if (exec_stmt(st) != 0) return fail(L, s, "delete");
     lua_pushboolean(L, 1);
     return 1;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <string.h>
 
 static const char b64url_alphabet[] =
@@ -10,6 +11,7 @@ static const char b64url_alphabet[] =
 
 size_t sf_b64url_len(size_t n)
 {
+    if (n / 3 > SIZE_MAX / 4 - 1) return SIZE_MAX; /* no buffer that size: allocating it fails */
     return n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
 }
 

@@ -10,7 +10,8 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-/* Length of the base64url encoding of n bytes, without padding or NUL. */
+/* Length of the base64url encoding of n bytes, without padding or NUL;
+ * SIZE_MAX when it would not fit a size_t (so allocating it fails). */
 size_t sf_b64url_len(size_t n);
 /* Encodes n bytes of in into out, which has room for sf_b64url_len(n) chars.
  * Writes no NUL. Returns the number of chars written. */

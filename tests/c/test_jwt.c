@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -253,9 +254,19 @@ static void test_keys_and_tokens(void)
     EVP_PKEY_free(pub);
 }
 
+/* Lengths past what a size_t holds saturate, so the allocation that
+ * follows fails instead of being too small. */
+static void test_length_overflow(void)
+{
+    TAP_CHECK(sf_b64url_len(SIZE_MAX) == SIZE_MAX, "b64url_len: an encoding longer than SIZE_MAX is SIZE_MAX");
+    TAP_CHECK(sf_b64url_len(SIZE_MAX / 4 * 3) == SIZE_MAX, "b64url_len: near SIZE_MAX it saturates rather than wraps");
+    TAP_CHECK(sf_b64url_len(3000) == 4000 && sf_b64url_len(4) == 6, "b64url_len: ordinary lengths are exact");
+}
+
 int main(void)
 {
     test_base64url();
+    test_length_overflow();
     test_keys_and_tokens();
     return tap_done();
 }

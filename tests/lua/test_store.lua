@@ -39,6 +39,19 @@ print(("# %d puts in one transaction: %.2f s CPU"):format(n, secs))
 t.eq(s:count(), n + 2, "100k keys written in one transaction are all there")
 t.eq(s:get("key:54321"), "value 54321", "a key from the batch reads back")
 t.ok(secs < 20, "100k puts take seconds, not minutes")
+-- lengths: past 16 MiB a key or value is refused before SQLite sees its length
+do
+  local big = string.rep("k", (16 << 20) + 1)
+  local function refused(ok, err, code) return ok == nil and code == "STORE" and tostring(err):find("too large", 1, true) end
+  t.ok(refused(s:get(big)), "get with a key over 16 MiB: nil, \"... too large ...\", STORE")
+  t.ok(refused(s:put(big, "v")), "put with a key over 16 MiB: too large")
+  t.ok(refused(s:put("k", big)), "put with a value over 16 MiB: too large")
+  t.ok(refused(s:delete(big)), "delete with a key over 16 MiB: too large")
+  t.ok(s:put("limit", big:sub(2)) and #s:get("limit") == 16 << 20, "a value of exactly 16 MiB is stored and read back")
+  t.ok(s:delete("limit") and s:get("limit") == nil and s:put("after", "1") and s:get("after") == "1",
+       "after a refused length the statements work as before")
+  s:delete("after")
+end
 local _, err, code = s:commit()
 t.ok(code == "STORE" and err:find("sf.store: commit:", 1, true), "commit without begin gives nil, msg, STORE", tostring(err))
 s:close()
