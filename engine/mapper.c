@@ -48,9 +48,9 @@
  * nil when no record has one.
  *
  * This file: the module, the userdata and map_page. The other rooms of the
- * mapper are listed in mapper.h.
+ * mapper are listed in mapper_state.h.
  */
-#include "mapper.h"
+#include "mapper_state.h"
 
 #include <lauxlib.h>
 #include <string.h>
@@ -59,12 +59,6 @@
 
 int luaopen_sf_mapper(lua_State *L);
 int sf_mapper_compile(lua_State *L); /* mapper_compile.c */
-
-void sf_mapper_nomem(lua_State *L)
-{
-    luaL_error(L, "sf.mapper: not enough memory");
-    __builtin_unreachable(); /* luaL_error does not return (lua_error longjmps) */
-}
 
 /* ------------------------------------------------------------------ */
 /* record lookup                                                       */
@@ -403,16 +397,6 @@ static void index_keys(mctx *c, const json_tok *rec)
         i += 1 + c->toks[i + 1].skip;
     }
     c->nkeys = rec->size;
-}
-
-void sf_mapper_put_id(mctx *c, sf_strbuf *b)
-{
-    if (c->id != NULL && c->id->type == JSON_STRING) {
-        sf_value v = {c->s, c->id};
-        mcheck(c, sf_value_put_string(&c->m->co, b, v));
-    } else {
-        MB_LIT(c, b, "null");
-    }
 }
 
 /* {"_deleted":true,"_object":O,"_id":ID,"_deleted_at":T, ...identity on Id} */

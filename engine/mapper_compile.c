@@ -1,11 +1,19 @@
 /* sf.mapper.compile(rows, opts): rows and opts -> a compiled mapping.
  *
- * Rows and opts are read raw (no metamethod runs). Compilation checks what
- * the C side needs to read a row safely and raises on misuse, naming the API
- * and the field ("sf.mapper.compile: rows[3].type must be one of ...").
+ * Rows and opts are read raw (no metamethod runs). Every key the C side
+ * reads is checked for what C needs to read it safely (its type, its
+ * values, bounded sizes), and misuse raises naming the API and the field
+ * ("sf.mapper.compile: rows[3].type must be one of ..."). The rules across
+ * a row's keys are not checked here: the one row schema every user-facing
+ * validator reads (scripts/sf/mapping/schema.lua) holds them, with messages
+ * naming the mapping, the row and the field. Given such a row anyway, C
+ * does something defined: no sf and no const -- the field is never written;
+ * const and sf -- the const; combine "all" on a scalar type -- the values
+ * together, rejected as a table; derive on a const -- the time, which is no
+ * email address.
  * Everything compiled (strings, segment arrays, functions) is anchored in
  * the mapper's user value, so it lives exactly as long as the mapper. */
-#include "mapper.h"
+#include "mapper_state.h"
 
 #include <lauxlib.h>
 #include <string.h>
@@ -203,8 +211,8 @@ static void compile_to(lua_State *L, sf_mapper *m, row *r, int t, int i)
 {
     size_t n;
     const char *s;
-    if (rawfield(L, t, "to") != LUA_TSTRING || lua_rawlen(L, -1) == 0)
-        luaL_error(L, "sf.mapper.compile: rows[%d].to must be a non-empty string", i);
+    if (rawfield(L, t, "to") != LUA_TSTRING)
+        luaL_error(L, "sf.mapper.compile: rows[%d].to must be a string", i);
     s = lua_tolstring(L, -1, &n);
     r->key = anchor_json(L, m, s, n, ":", &r->keylen);
     lua_pop(L, 1);
@@ -229,13 +237,11 @@ static void compile_type(lua_State *L, row *r, int t, int i)
 }
 
 /* const = "now" (on top): the value is opts.now. */
-static void compile_const(lua_State *L, sf_mapper *m, row *r, int has_sf, int i)
+static void compile_const(lua_State *L, sf_mapper *m, row *r, int i)
 {
     static const char *const consts[] = {"now", NULL};
     if (check_enum(L, -1, consts) < 0)
         luaL_error(L, "sf.mapper.compile: rows[%d].const must be \"now\"", i);
-    if (has_sf)
-        luaL_error(L, "sf.mapper.compile: rows[%d]: sf and const are exclusive", i);
     if (m->now == NULL)
         luaL_error(L, "sf.mapper.compile: rows[%d].const = \"now\" needs opts.now", i);
     r->is_const = 1;
@@ -285,7 +291,7 @@ static void compile_sources(lua_State *L, sf_mapper *m, row *r, int t, int i)
         st = rawfield(L, t, "from");
     }
     if (rawfield(L, t, "const") != LUA_TNIL) {  /* stack: sf, const */
-        compile_const(L, m, r, st != LUA_TNIL, i);
+        compile_const(L, m, r, i);
     } else if (st == LUA_TSTRING) {
         r->nsrc = 1;
         r->srcs = cnew(L, m, 1, sizeof(src));
@@ -295,7 +301,8 @@ static void compile_sources(lua_State *L, sf_mapper *m, row *r, int t, int i)
     } else if (st == LUA_TTABLE) {
         compile_src_list(L, m, r, lua_absindex(L, -2), i);
     } else if (st == LUA_TNIL) {
-        luaL_error(L, "sf.mapper.compile: rows[%d].sf is required (or const)", i);
+        r->src_json = "null"; /* no source: the row never yields a value */
+        r->src_json_len = 4;
     } else {
         luaL_error(L, "sf.mapper.compile: rows[%d].sf must be a field path or an array of them",
                    i);
@@ -311,9 +318,6 @@ static void compile_combine(lua_State *L, row *r, int t, int i)
         if ((k = check_enum(L, -1, combines)) < 0)
             luaL_error(L, "sf.mapper.compile: rows[%d].combine must be \"first\" or \"all\"", i);
         r->all = (uint8_t)k;
-        if (r->all && r->type != SF_T_LIST)
-            luaL_error(L, "sf.mapper.compile: rows[%d].combine = \"all\" needs type \"[]string\"",
-                       i);
     }
     lua_pop(L, 1);
 }
@@ -324,8 +328,6 @@ static void compile_derive(lua_State *L, row *r, int t, int i)
     if (rawfield(L, t, "derive") != LUA_TNIL) {
         if (check_enum(L, -1, derives) < 0)
             luaL_error(L, "sf.mapper.compile: rows[%d].derive must be \"emaildomain\"", i);
-        if (r->is_const)
-            luaL_error(L, "sf.mapper.compile: rows[%d].derive needs sf", i);
         r->derive = 1;
     }
     lua_pop(L, 1);

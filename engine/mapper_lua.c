@@ -3,7 +3,7 @@
  * JSON, so that the rest of the mapper handles a Lua result exactly like a
  * value of the page. Lua values are read raw (lua_next, lua_rawgeti): no
  * metamethod of a returned table runs. */
-#include "mapper.h"
+#include "mapper_state.h"
 
 #include <lauxlib.h>
 #include <string.h>

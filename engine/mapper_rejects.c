@@ -2,7 +2,7 @@
  *   {"stream","object","id","field","source","value","reason"}
  * value is the original JSON value (a string cut to VALUE_CHARS characters;
  * several values as an array). */
-#include "mapper.h"
+#include "mapper_state.h"
 
 #define VALUE_CHARS 200   /* characters of a string in a reject line's "value" */
 
@@ -18,6 +18,16 @@ static size_t utf8_cut(const char *s, size_t n, size_t chars)
         }
     }
     return n;
+}
+
+void sf_mapper_put_id(mctx *c, sf_strbuf *b)
+{
+    if (c->id != NULL && c->id->type == JSON_STRING) {
+        sf_value v = {c->s, c->id};
+        mcheck(c, sf_value_put_string(&c->m->co, b, v));
+    } else {
+        MB_LIT(c, b, "null");
+    }
 }
 
 /* Appends value v as the reject line shows it. */

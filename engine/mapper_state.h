@@ -1,5 +1,5 @@
-/* sf.mapper internals shared by its files (the Lua API is documented in
- * mapper.c):
+/* sf.mapper's state, shared by its files: the compiled mapping and the
+ * state of one map_page call (the Lua API is documented in mapper.c):
  *
  *   mapper.c          the module, the userdata, map_page: records -> NDJSON
  *   mapper_compile.c  mapper.compile: rows and opts -> a compiled mapping
@@ -11,13 +11,14 @@
  * Inside map_page every failure to allocate raises (sf_mapper_nomem):
  * map_page runs inside a lua_pcall, and the buffers belong to the mapper,
  * so nothing leaks. */
-#ifndef SF_MAPPER_H
-#define SF_MAPPER_H
+#ifndef SF_MAPPER_STATE_H
+#define SF_MAPPER_STATE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include <lua.h>
+#include <lauxlib.h>
 
 #include "coerce.h"
 #include "dedup.h"
@@ -111,7 +112,11 @@ typedef struct mctx {
 } mctx;
 
 /* Raises "sf.mapper: not enough memory". */
-void sf_mapper_nomem(lua_State *L) __attribute__((noreturn));
+__attribute__((noreturn)) static inline void sf_mapper_nomem(lua_State *L)
+{
+    luaL_error(L, "sf.mapper: not enough memory");
+    __builtin_unreachable(); /* luaL_error does not return (lua_error longjmps) */
+}
 /* Frees the runtime memory; the mapper is closed. Idempotent. */
 void sf_mapper_free(sf_mapper *m);
 
@@ -149,9 +154,9 @@ static inline void vec_push(mctx *c, const char *s, const json_tok *t)
     m->nvec++;
 }
 
-/* Appends the current record's Id as a JSON string, or null (mapper.c). */
+/* mapper_rejects.c: appends the current record's Id as a JSON string, or
+ * null (also for deleted records). */
 void sf_mapper_put_id(mctx *c, sf_strbuf *b);
-
 /* mapper_rejects.c: writes one reject line for row r (NULL: the whole
  * record) and source used (NULL: all of r's); the original value is
  * m->vec[lo..hi), an array when multi; the reason is m->co.reason. */
