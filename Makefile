@@ -16,7 +16,7 @@ EMBEDDED   := $(sort $(wildcard scripts/sf/*.lua scripts/sf/*/*.lua mappings/*.l
 
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua-cjson-dev \
                 libcurl4-openssl-dev libssl-dev libsqlite3-dev python3 openssl \
-                ca-certificates curl tzdata
+                ca-certificates curl tzdata chromium
 
 .PHONY: all deps test asan demo bench clean
 all: $(BIN)

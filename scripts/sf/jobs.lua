@@ -24,8 +24,8 @@ local client_mod = require "sf.client"
 local budget_mod = require "sf.budget"
 local state_mod = require "sf.state"
 local schedule = require "sf.schedule"
+local runs = require "sf.runs"
 local cjson = require "cjson.safe"
-local tables = require "sf.tables"
 
 local M = {}
 
@@ -84,6 +84,12 @@ local function resolve(dir, path)
 end
 M.resolve = resolve
 
+-- Where a job keeps its state, history and run logs: --state-dir, else the
+-- recipe's state_dir (relative to the recipe), else .sfengine/ next to it.
+function M.state_dir(opts, state_dir, dir)
+  return opts.state_dir or (state_dir and resolve(dir, state_dir)) or (dir .. "/.sfengine")
+end
+
 -- Validates the recipe and builds the job: client, budget, state, outputs.
 function M.setup(r, ctx, schema)
   local rec = recipe.validate(r, schema, ctx)
@@ -118,7 +124,7 @@ function M.setup(r, ctx, schema)
     a.private_key = pem
   end
 
-  job.state_dir = opts.state_dir or (rec.state_dir and resolve(ctx.dir, rec.state_dir)) or (ctx.dir .. "/.sfengine")
+  job.state_dir = M.state_dir(opts, rec.state_dir, ctx.dir)
   local state, serr = state_mod.open(job.state_dir, rec.name)
   if not state then error(serr, 0) end
   job.state = state
@@ -147,19 +153,6 @@ function M.setup(r, ctx, schema)
 end
 
 local function iso(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) end
-
-function M.print_summary(job, s)
-  if job.opts.quiet then return end
-  local lines = { string.format("%s %s: %s in %.1f s, %d API calls%s", s.kind, s.job, s.status,
-    s.duration_s, s.api_calls, s.message and (" (" .. s.message .. ")") or "") }
-  for _, name in ipairs(tables.sorted_keys(s.streams or {})) do
-    local st = s.streams[name]
-    lines[#lines + 1] = string.format("  %-28s %9d records %7d deletions %7d rejects", name, st.records, st.deletions, st.rejects)
-  end
-  for _, extra in ipairs(s.lines or {}) do lines[#lines + 1] = "  " .. extra end
-  io.stdout:write(table.concat(lines, "\n"), "\n")
-  io.stdout:flush()
-end
 
 -- Saves what the next start needs of the budget: the org pause and the
 -- private counter's copy (the budget file is the reference).
@@ -191,10 +184,26 @@ end
 -- that fails in keep-updated mode is logged and tried again at the next
 -- scheduled time, except the process's first run (a configuration error
 -- should not loop).
+-- One run between runs.start and runs.finish (history line, run log,
+-- events, notification), also when run_once raises: then the error comes
+-- back as ok = false, err after the failed run was recorded.
+local function one_run(job, run_once)
+  runs.start(job)
+  local ok, status, message, resume_at = pcall(run_once, job)
+  if not ok then
+    runs.finish(job, runs.failed(job, status))
+    return false, status
+  end
+  runs.finish(job, job.summary or runs.failed(job, "the run ended without a summary"), resume_at)
+  job.summary = nil
+  return true, status, message, resume_at
+end
+
 function M.loop(job, run_once)
   local keep = job.opts.keep_updated
   if not keep then
-    local status, message = run_once(job)
+    local ok, status, message = one_run(job, run_once)
+    if not ok then error(status, 0) end
     save_budget(job)
     if status ~= "done" and message then job.log.warn("%s", message) end
     return M.EXIT[status] or 1
@@ -202,7 +211,7 @@ function M.loop(job, run_once)
   local cfg = job.recipe.keep_updated or { every = "24h", time_zone = "UTC" }
   local limit = max_runs(job)
   local next_run = job.state:get("next_run")
-  local runs = 0
+  local count = 0
   while true do
     if next_run and next_run > M.now() then
       job.log.info("next run at %s", iso(next_run))
@@ -219,10 +228,10 @@ function M.loop(job, run_once)
     -- describe kept in memory from the previous run.
     job.budget.run_calls, job.client.logins, job.client.retries = 0, 0, 0
     job.client.describes = nil
-    runs = runs + 1
-    local ok, status, message, resume_at = pcall(run_once, job)
+    count = count + 1
+    local ok, status, message, resume_at = one_run(job, run_once)
     if not ok then
-      if runs == 1 or type(status) ~= "string" then error(status, 0) end
+      if count == 1 or type(status) ~= "string" then error(status, 0) end
       job.log.error("run failed: %s", status)
       status, message = "failed", status
     end
@@ -240,7 +249,7 @@ function M.loop(job, run_once)
     end
     job.state:set("next_run", next_run)
     save_budget(job)
-    if limit and runs >= limit then return M.EXIT[status] or 1 end
+    if limit and count >= limit then return M.EXIT[status] or 1 end
   end
 end
 

@@ -54,14 +54,4 @@ function State:checkpoint()
   if not ok then error("checkpoint " .. self.path .. ": " .. tostring(err), 0) end
 end
 
--- Appends one line to the job's run history (NDJSON next to the state).
-function State:append_history(record)
-  local f, err = fs.open_append(self.dir .. "/" .. self.job .. ".history.ndjson")
-  if not f then return nil, err end
-  f:write(assert(cjson.encode(record)) .. "\n")
-  f:sync()
-  f:close()
-  return true
-end
-
 return M

@@ -345,7 +345,9 @@ class DryRun(unittest.TestCase):
             job = Job(emu, recipe(audiences_field="Lytics_Audiences__c"), rows)
             p = job.run("--dry-run")
             self.assertEqual(writes(emu), 0)
-            lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+            # stdout is the plan alone (one JSON object per line, `| jq` works);
+            # the human summary is on stderr and says what it would do
+            lines = [json.loads(l) for l in p.stdout.splitlines()]
             self.assertEqual(lines, [
                 {"dry_run": "update", "object": "Lead", "user": "u2", "id": existing,
                  "record": {"Company": "Old Co", "Email": "OLD@x.example", "LastName": "Renamed",
@@ -353,7 +355,8 @@ class DryRun(unittest.TestCase):
                 {"dry_run": "create", "object": "Lead", "user": "u1",
                  "record": {"Company": "C", "Email": "new@x.example", "LastName": "New", "Lytics_Audiences__c": "power"}},
             ])
-            self.assertIn("dry run: nothing was written", p.stdout)
+            self.assertIn("dry run: nothing was written", p.stderr)
+            self.assertIn("would create 1, would update 1", p.stderr)
             # the store was not touched: the real run sends both
             job.run()
             self.assertEqual((job.last()["created"], job.last()["updated"]), (1, 1))

@@ -40,7 +40,6 @@
 -- 1 failed, 2 recipe error (including fields Salesforce requires that are not
 -- mapped, before any write), 3 paused by the API budget (rerun to resume).
 local fs = require "sf.fs"
-local clock = require "sf.clock"
 local signal = require "sf.signal"
 local store_mod = require "sf.store"
 local jobs = require "sf.jobs"
@@ -55,13 +54,16 @@ local M = {}
 
 M.schema = schema.schema
 
-local function iso_now(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t or clock.now())) end
-
 local function summary_lines(job, st)
   local lines = {}
   lines[#lines + 1] = string.format("lines read %d, users %d", st.lines, st.users)
-  lines[#lines + 1] = string.format("created %d, updated %d, failed %d, unique profiles exported %d",
-    st.created, st.updated, st.failed, st.unique_exported)
+  if job.dry then
+    lines[#lines + 1] = string.format("would create %d, would update %d, would fail %d, unique profiles %d",
+      st.created, st.updated, st.failed, st.unique_exported)
+  else
+    lines[#lines + 1] = string.format("created %d, updated %d, failed %d, unique profiles exported %d",
+      st.created, st.updated, st.failed, st.unique_exported)
+  end
   local reasons = tables.sorted_keys(st.skipped)
   if #reasons > 0 then
     local parts = {}
@@ -74,7 +76,7 @@ local function summary_lines(job, st)
   if st.profiles_in_store then
     lines[#lines + 1] = string.format("profiles in the trigger store: %d", st.profiles_in_store)
   end
-  if job.dry then lines[#lines + 1] = "dry run: nothing was written to Salesforce" end
+  if job.dry then lines[#lines + 1] = "dry run: nothing was written to Salesforce (the plan is on stdout, one JSON line per write)" end
   return lines
 end
 
@@ -90,8 +92,26 @@ local function run_inputs(job)
   return "done"
 end
 
+-- The run's summary (the history line): also of a run that failed part
+-- way, with what was confirmed until then. sf.runs adds run, started,
+-- duration_s and budget.
+local function summarize(job, status, message)
+  local st = job.stats
+  if st.profiles_in_store == nil then st.profiles_in_store = job.store:count() end
+  local summary = {
+    job = job.recipe.name, kind = "export", status = status, message = message, api_calls = job.budget.run_calls,
+    logins = job.client.logins, retries = job.client.retries, dry_run = job.dry or nil,
+    lines_read = st.lines, users_read = st.users, skipped = st.skipped, created = st.created, updated = st.updated,
+    failed = st.failed, failed_users = st.failed_users, unique_profiles_exported = st.unique_exported,
+    field_values_skipped = st.field_skips, profiles_in_store = st.profiles_in_store, batches = st.batches,
+    lost_create_responses = st.lost_creates,
+  }
+  if next(summary.skipped) == nil then summary.skipped = nil end
+  summary.lines = summary_lines(job, st)
+  return summary
+end
+
 function M.run_once(job)
-  local started_wall, started = clock.now(), clock.monotonic()
   job.stats = {
     lines = 0, users = 0, created = 0, updated = 0, failed = 0, failed_users = 0, unique_exported = 0,
     skipped = {}, field_skips = 0, superseded = 0, batches = 0, lost_creates = 0,
@@ -116,29 +136,14 @@ function M.run_once(job)
   job.state:set("budget", job.budget:dump())
   job.state:set("runs", (job.state:get("runs") or 0) + 1)
   job.state:checkpoint()
-  local st = job.stats
-  st.profiles_in_store = job.store:count()
-  local summary = {
-    job = job.recipe.name, kind = "export", started = iso_now(started_wall),
-    duration_s = math.floor((clock.monotonic() - started) * 1000 + 0.5) / 1000,
-    status = status, message = message, api_calls = job.budget.run_calls,
-    logins = job.client.logins, retries = job.client.retries, dry_run = job.dry or nil,
-    lines_read = st.lines, users_read = st.users, skipped = st.skipped, created = st.created, updated = st.updated,
-    failed = st.failed, failed_users = st.failed_users, unique_profiles_exported = st.unique_exported,
-    field_values_skipped = st.field_skips, profiles_in_store = st.profiles_in_store, batches = st.batches,
-    lost_create_responses = st.lost_creates,
-  }
-  if next(summary.skipped) == nil then summary.skipped = nil end
-  summary.lines = summary_lines(job, st)
-  if not job.dry then job.state:append_history(summary) end
-  local printed = {}
-  for k, v in pairs(summary) do printed[k] = v end
-  jobs.print_summary(job, printed)
+  job.stats.profiles_in_store = job.store:count()
+  job.summary = summarize(job, status, message)
   return status, message, resume_at
 end
 
 function M.run(r, ctx)
   local job = jobs.setup(r, ctx, schema.schema)
+  job.summarize = summarize
   local rec = job.recipe
   job.dry = ctx.opts.dry_run and true or false
   job.client.timeout_ms = math.floor(rec.request_timeout_s * 1000)

@@ -132,6 +132,7 @@ local function target_fields(top)
     f.shared_budget = S.string {}
     f.memory_mb = S.integer { min = 16 }
     f.keep_updated = jobs.schedule_schema
+    f.notify = require("sf.notify").schema
     f.input = S.record {
       file = S.string {},
       stdin = S.boolean {},

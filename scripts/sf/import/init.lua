@@ -16,6 +16,7 @@ local plan = require "sf.import.plan"
 local sink_mod = require "sf.import.sink"
 local rest = require "sf.import.rest"
 local bulk = require "sf.import.bulk"
+local events = require "sf.events"
 
 local M = {}
 
@@ -26,7 +27,6 @@ local function iso_now(t)
 end
 
 local function progress(job, item, st)
-  if not job.log.is_tty() then return end
   local elapsed = clock.monotonic() - st.started
   local rate = elapsed > 0 and st.records / elapsed or 0
   local eta = ""
@@ -83,17 +83,38 @@ local function run_object(job, item)
   local st = job.stats[item.stream] or { records = 0, deleted = 0, rejected = 0, pages = 0 }
   job.stats[item.stream] = st
   st.started = clock.monotonic()
+  local calls = job.budget.run_calls
+  events.emit("object_start", { object = item.object, stream = item.stream })
   local sink = sink_mod.open(job, item, st)
   status, message, resume_at = fetch(job, item, o, sink)
   sink:close()
+  job.log.progress(item.object, nil)
+  events.emit("object_end", { object = item.object, stream = item.stream, status = status, records = st.records,
+    deletions = st.deleted, rejects = st.rejected, pages = st.pages, api_calls = job.budget.run_calls - calls })
   return status, message, resume_at
+end
+
+-- The run's summary (the history line): also of a run that failed part
+-- way, with what was committed until then. sf.runs adds run, started,
+-- duration_s and budget.
+local function summarize(job, status, message)
+  local summary = {
+    job = job.recipe.name, kind = "import", status = status, message = message, api_calls = job.budget.run_calls,
+    logins = job.client.logins, retries = job.client.retries, streams = {},
+  }
+  for _, item in ipairs(job.plan) do
+    local st = (job.stats or {})[item.stream]
+    if st then
+      summary.streams[item.stream] = { records = st.records, deletions = st.deleted, rejects = st.rejected, pages = st.pages }
+    end
+  end
+  return summary
 end
 
 -- One pass over every planned object. Returns status ("done", "paused",
 -- "stopped"), message, resume_at.
 function M.run_once(job)
-  local started_wall, started = clock.now(), clock.monotonic()
-  job.now_iso = iso_now(started_wall)
+  job.now_iso = iso_now(clock.now())
   job.stats = {}
   job.rejects = jobs.open_output(job, "rejects.ndjson")
   local status, message, resume_at = "done", nil, nil
@@ -105,26 +126,14 @@ function M.run_once(job)
   job.state:set("budget", job.budget:dump())
   job.state:set("runs", (job.state:get("runs") or 0) + 1)
   job.state:checkpoint()
-  local summary = {
-    job = job.recipe.name, kind = "import", started = iso_now(started_wall),
-    duration_s = math.floor((clock.monotonic() - started) * 1000 + 0.5) / 1000,
-    status = status, message = message, api_calls = job.budget.run_calls,
-    logins = job.client.logins, retries = job.client.retries, streams = {},
-  }
-  for _, item in ipairs(job.plan) do
-    local st = job.stats[item.stream]
-    if st then
-      summary.streams[item.stream] = { records = st.records, deletions = st.deleted, rejects = st.rejected, pages = st.pages }
-    end
-  end
-  job.state:append_history(summary)
-  jobs.print_summary(job, summary)
+  job.summary = summarize(job, status, message)
   return status, message, resume_at
 end
 
 function M.run(r, ctx)
   local job = jobs.setup(r, ctx, plan.schema)
   job.plan = plan.items(job)
+  job.summarize = summarize
   if ctx.opts.estimate then return require("sf.import.estimate").run(job) end
   return jobs.loop(job, M.run_once)
 end

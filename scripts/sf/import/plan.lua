@@ -74,6 +74,7 @@ M.schema = S.record {
                   S.one_of { S.boolean {}, object_schema }),
   custom_objects = S.list(custom_object_schema),
   keep_updated = jobs.schedule_schema,
+  notify = require("sf.notify").schema,
   memory_mb = S.integer { min = 16 },
 }
 

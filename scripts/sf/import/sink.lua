@@ -9,6 +9,7 @@
 --
 -- st counts what was committed: { records, deleted, rejected, pages }.
 local jobs = require "sf.jobs"
+local events = require "sf.events"
 
 local M = {}
 
@@ -47,6 +48,10 @@ function Sink:commit(lines, rejects, ps, save)
   local st = self.st
   st.records, st.deleted, st.rejected, st.pages =
     st.records + ps.records, st.deleted + ps.deleted, st.rejected + ps.rejected, st.pages + 1
+  local b = job.budget
+  events.emit("page", { object = item.object, stream = item.stream, records = ps.records, deletions = ps.deleted,
+    rejects = ps.rejected, total_records = st.records, api_calls = b.run_calls, org_used = b.org_used, org_max = b.org_max })
+  events.budget(b)
 end
 
 function Sink:close()
