@@ -30,6 +30,7 @@ local signal = require "sf.signal"
 local cjson = require "cjson.safe"
 local auth = require "sf.auth"
 local budget_mod = require "sf.budget"
+local events = require "sf.events"
 
 local Client = {}
 Client.__index = Client
@@ -101,6 +102,7 @@ function Client:login()
     self.retries = self.retries + 1
     local wait = self:backoff(attempt)
     if self.log then self.log.debug("retrying login after %s (attempt %d, waiting %.2fs)", tostring(code), attempt, wait) end
+    events.emit("retry", { method = "POST", path = "/services/oauth2/token", reason = tostring(code), attempt = attempt, wait_s = wait })
     if not self:wait(wait) then return stopped() end
   end
 end
@@ -231,6 +233,7 @@ function Client:request(req)
       if self.log then
         self.log.debug("retrying %s %s after %s (attempt %d, waiting %.2fs)", method, req.path:sub(1, 80), retry_reason, attempt, wait)
       end
+      events.emit("retry", { method = method, path = req.path:sub(1, 200), reason = retry_reason, attempt = attempt, wait_s = wait })
       if not self:wait(wait) then return stopped() end
     end
   end

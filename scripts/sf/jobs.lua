@@ -90,10 +90,26 @@ function M.state_dir(opts, state_dir, dir)
   return opts.state_dir or (state_dir and resolve(dir, state_dir)) or (dir .. "/.sfengine")
 end
 
--- Validates the recipe and builds the job: client, budget, state, outputs.
-function M.setup(r, ctx, schema)
+-- The API version, as the Salesforce CLI takes it: --api-version, else
+-- SF_ORG_API_VERSION, else the recipe's api_version (default 62.0). A
+-- malformed one is a usage error naming where it came from.
+function M.api_version(opts, from_recipe)
+  local v, where = opts.api_version, "--api-version"
+  if not v then v, where = os.getenv("SF_ORG_API_VERSION"), "SF_ORG_API_VERSION" end
+  if not v or v == "" then return from_recipe end
+  local n = v:match("^v?(%d+%.%d)$") or v:match("^v?(%d+)$") and (v:match("%d+") .. ".0")
+  if not n then
+    error(recipe.error(where .. ": not an API version: " .. v .. " (e.g. 62.0)"), 0)
+  end
+  return n
+end
+
+-- Validates the recipe and builds the job: client, budget, state, outputs
+-- (setup.outputs = false: no output directory, for commands that only read).
+function M.setup(r, ctx, schema, setup)
   local rec = recipe.validate(r, schema, ctx)
   local opts = ctx.opts or {}
+  rec.api_version = M.api_version(opts, rec.api_version)
   local job = { recipe = rec, ctx = ctx, opts = opts, log = ctx.log }
   local ku = rec.keep_updated
   if ku and ku.time_zone then
@@ -128,7 +144,7 @@ function M.setup(r, ctx, schema)
   local state, serr = state_mod.open(job.state_dir, rec.name)
   if not state then error(serr, 0) end
   job.state = state
-  if rec.output then
+  if rec.output and not (setup and setup.outputs == false) then
     job.out_dir = resolve(ctx.dir, rec.output)
     local ok, err = fs.mkdir_p(job.out_dir)
     if not ok then error("output directory " .. job.out_dir .. ": " .. tostring(err), 0) end

@@ -19,6 +19,7 @@ local record = require "sf.export.record"
 local writer = require "sf.export.writer"
 local results = require "sf.export.results"
 local abort = require "sf.export.abort"
+local events = require "sf.events"
 
 local M = {}
 
@@ -50,7 +51,13 @@ local function flush(job)
     if by_target[t] then writer.send(job, t, by_target[t]) end
   end
   results.commit(job)
-  job.stats.batches = job.stats.batches + 1
+  local st = job.stats
+  st.batches = st.batches + 1
+  events.emit("batch", { users = #pending, created = st.created, updated = st.updated, failed = st.failed,
+    api_calls = job.budget.run_calls, dry_run = job.dry or nil })
+  job.log.progress("export", string.format("export: %d users read, %d created, %d updated, %d failed",
+    st.users, st.created, st.updated, st.failed))
+  events.budget(job.budget)
 end
 
 -- The checkpoint after a flushed batch: the rejects file fsynced, then the
