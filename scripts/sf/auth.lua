@@ -1,12 +1,16 @@
 -- OAuth2 flows against a Salesforce login host: username-password (+ security
--- token), refresh token and JWT bearer. Returns a session; never lets a secret
--- into a message.
+-- token), refresh token and JWT bearer; and a given access token (no login,
+-- no renewal). Returns a session; never lets a secret into a message.
 --
---   local session, err, code = auth.login(cfg, reveal)
+--   local session, err, code = auth.login(cfg, reveal, { refused = bool })
 --   session = { access_token, instance_url, id, issued_at (epoch s), flow }
 --
--- cfg is the validated recipe `auth` table; secret fields hold sandbox secret
--- values, and `reveal` turns them into strings at the last moment.
+-- cfg is the validated recipe `auth` table (sf.credentials.prepare); secret
+-- fields hold sandbox secret values, and `reveal` turns them into strings at
+-- the last moment. refused = true: Salesforce refused the current session
+-- (401), so an access token that cannot be renewed is reported as such.
+-- A refusal's message ends with what to change (auth.advice), naming the
+-- variables that hold the credentials (cfg.vars).
 local http = require "sf.http"
 local jwt = require "sf.jwt"
 local clock = require "sf.clock"
@@ -91,11 +95,70 @@ function auth.assertion(cfg, reveal)
   }
 end
 
+local function var(cfg, key, fallback)
+  local v = cfg.vars and cfg.vars[key]
+  return v and (fallback and (fallback .. " (" .. v .. ")") or v) or fallback or key
+end
+
+-- What to change after the token endpoint said error / description.
+function auth.advice(cfg, err, description)
+  local d = tostring(description or ""):lower()
+  if err == "invalid_client_id" then
+    return "the connected app's consumer key is wrong: check " .. var(cfg, "client_id", "client_id")
+  elseif err == "invalid_client" then
+    return "the connected app's consumer secret is wrong: check " .. var(cfg, "client_secret", "client_secret")
+  elseif err ~= "invalid_grant" then
+    return nil
+  end
+  if cfg.flow == "password" then
+    if d:find("authentication failure", 1, true) then
+      local token = cfg.security_token
+        and ("; the security token in " .. var(cfg, "security_token") .. " may be outdated (changing the password sends a new one)")
+        or ("; unless the org trusts this machine's IP range, Salesforce also wants the user's security token: set "
+            .. var(cfg, "security_token") .. " (Salesforce mails it from Settings > Reset My Security Token)")
+      return "check the username and password (" .. var(cfg, "username") .. ", " .. var(cfg, "password") .. ")" .. token
+    end
+  elseif cfg.flow == "refresh_token" then
+    if cfg.from_sfdx_url then
+      return "the refresh token in the SFDX auth URL (" .. var(cfg, "refresh_token") ..
+        ") was revoked or expired: log in again (sf org login web) and take the new URL from `sf org display --verbose`"
+    end
+    return "the refresh token (" .. var(cfg, "refresh_token") .. ") was revoked or expired, or belongs to another connected app: authorise again and set the new one"
+  elseif cfg.flow == "jwt" then
+    if d:find("approved", 1, true) then
+      return "the user " .. tostring(cfg.username) .. " is not pre-authorised for the connected app: set its policy to " ..
+        [["Admin approved users are pre-authorized" and add the user's profile or permission set]]
+    elseif d:find("audience", 1, true) then
+      return "set auth.audience (https://login.salesforce.com for production, https://test.salesforce.com for a sandbox)"
+    else
+      return "check that the connected app's certificate matches the private key (" .. var(cfg, "private_key_file", "private_key_file") ..
+        "), that " .. var(cfg, "username") .. " is the user's login, and this machine's clock"
+    end
+  end
+end
+
+-- The session of a given access token (flow access_token): no request. After
+-- Salesforce refused it, there is no way to renew it: say what to do.
+local function access_token_session(cfg, reveal, opts)
+  if opts.refused then
+    return nil, "Salesforce refused the access token in " .. var(cfg, "access_token") ..
+      " (expired or revoked; sessions last 2 hours by default): get a new one (`sf org display --verbose` prints it)" ..
+      ", or use a flow that renews itself (an SFDX auth URL in SFDX_AUTH_URL, refresh_token or jwt)", "AUTH"
+  end
+  return {
+    access_token = reveal(cfg.access_token),
+    instance_url = cfg.instance_url:gsub("/+$", ""),
+    issued_at = clock.now(),
+    flow = cfg.flow,
+  }
+end
+
 -- Performs one token request. Operational failures: nil, message, code where
 -- code is "AUTH" for a refusal by Salesforce, "AUTH_UNAVAILABLE" for a 5xx
 -- from the token endpoint, or the transport's code.
 function auth.login(cfg, reveal, opts)
   opts = opts or {}
+  if cfg.flow == "access_token" then return access_token_session(cfg, reveal, opts) end
   local url = auth.login_url(cfg)
   local fields, ferr, fcode = grant_fields(cfg, reveal)
   if not fields then return nil, ferr, fcode end
@@ -117,7 +180,9 @@ function auth.login(cfg, reveal, opts)
       what = tostring(body.error) .. (body.error_description and (": " .. tostring(body.error_description)) or "")
     end
     -- A 5xx is the login service failing, not a refusal: worth retrying.
-    return nil, "login to " .. url .. " refused: " .. what, resp.status >= 500 and "AUTH_UNAVAILABLE" or "AUTH"
+    if resp.status >= 500 then return nil, "login to " .. url .. " failed: " .. what, "AUTH_UNAVAILABLE" end
+    local advice = type(body) == "table" and auth.advice(cfg, body.error, body.error_description)
+    return nil, "login to " .. url .. " refused: " .. what .. (advice and (": " .. advice) or ""), "AUTH"
   end
   if type(body.instance_url) ~= "string" or not body.instance_url:match("^https?://") then
     return nil, "login to " .. url .. ": response has no instance_url", "AUTH"

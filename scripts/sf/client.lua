@@ -86,11 +86,11 @@ end
 
 -- A new session (token requests are not API calls). Transient failures are
 -- retried like API calls.
-function Client:login()
+function Client:login(refused)
   local attempt = 0
   while true do
     attempt = attempt + 1
-    local session, err, code = self.login_fn(self.auth, self.reveal)
+    local session, err, code = self.login_fn(self.auth, self.reveal, { refused = refused })
     if session then
       self.logins = self.logins + 1
       if self.log then self.log.add_secret(session.access_token) end
@@ -207,7 +207,7 @@ function Client:request(req)
         reauthed = true
         self:learn_session_expiry()
         self.session = nil
-        local s, lerr2, lcode2 = self:login()
+        local s, lerr2, lcode2 = self:login(true)
         if not s then return nil, lerr2, lcode2 end
         attempt = attempt - 1
         retry_reason = "reauth"

@@ -52,7 +52,7 @@ M.grouped = grouped
 -- The budget as the progress line shows it: the job's rolling 24 h against
 -- max_daily_api_calls, and the org's usage as Salesforce last reported it.
 function M.budget_text(budget)
-  local used = budget.counter and budget.counter:used(math.floor(budget.now())) or budget.run_calls
+  local used = (budget.counter and budget.now) and budget.counter:used(math.floor(budget.now())) or budget.run_calls or 0
   local parts = { "API " .. grouped(used) .. (budget.max_daily and ("/" .. grouped(budget.max_daily)) or "") .. " today" }
   if budget.org_used and budget.org_max then
     parts[#parts + 1] = "org " .. grouped(budget.org_used) .. "/" .. grouped(budget.org_max)

@@ -25,52 +25,20 @@ local budget_mod = require "sf.budget"
 local state_mod = require "sf.state"
 local schedule = require "sf.schedule"
 local runs = require "sf.runs"
+local credentials = require "sf.credentials"
 local cjson = require "cjson.safe"
 
 local M = {}
 
 M.EXIT = { done = 0, failed = 1, usage = 2, paused = 3, stopped = 4 }
 
-local secret = S.secret {}
-
-M.auth_schema = S.record({
-  flow = S.string { required = true, enum = { "password", "refresh_token", "jwt" } },
-  login_url = S.string { pattern = "^https?://[%w%.%-:%[%]]+/?$" },
-  sandbox = S.boolean { default = false },
-  -- JWT aud; default https://login.salesforce.com, or https://test.salesforce.com with sandbox = true
-  audience = S.string { pattern = "^https://[%w%-]+%.[%w%-%.]+[%w%-%._~:/]*$",
-    doc = "an https URL: https://login.salesforce.com, https://test.salesforce.com or an Experience Cloud site URL" },
-  client_id = S.secret { required = true },
-  client_secret = secret,
-  username = S.string {},
-  password = secret,
-  security_token = secret,
-  refresh_token = secret,
-  private_key = secret,
-  private_key_file = S.string {},
-  passphrase = secret,
-}, {
-  required = true,
-  check = function(a)
-    local need = ({
-      password = { "username", "password" },
-      refresh_token = { "refresh_token" },
-      jwt = { "username" },
-    })[a.flow] or {}
-    for _, k in ipairs(need) do
-      if a[k] == nil then return false, "flow '" .. a.flow .. "' needs " .. k end
-    end
-    if a.flow == "jwt" and not a.private_key and not a.private_key_file then
-      return false, "flow 'jwt' needs private_key (a secret) or private_key_file"
-    end
-    return true
-  end,
-})
+-- The recipe's `auth` table (sf.credentials: flows, environment conventions).
+M.auth_schema = credentials.schema
 
 M.schedule_schema = S.record {
   every = S.string { required = true, enum = { "1h", "24h", "7d" } },
-  time_of_day = S.string { pattern = "^%d%d:%d%d$" },
-  time_zone = S.string { pattern = "^[%w_%-+/]+$", default = "UTC" },
+  time_of_day = S.string { pattern = "^%d%d:%d%d$", doc = "a time HH:MM such as 03:00" },
+  time_zone = S.string { pattern = "^[%w_%-+/]+$", default = "UTC", doc = "an IANA time zone such as Europe/Amsterdam or UTC" },
   weekday = S.string { enum = { "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday" } },
 }
 
@@ -132,6 +100,15 @@ function M.setup(r, ctx, schema, setup)
   job.call = function(fn, ...) return sandbox.call_callback(fn, ...) end
   job.reveal_custom = function(c) return c end
 
+  -- No auth table: the credentials come from the environment, as the
+  -- Salesforce CLI takes them. Every missing item is reported at once.
+  local from_env = false
+  if rec.auth == nil then
+    rec.auth = recipe.validate(credentials.from_env(nil, sandbox.secret), credentials.schema,
+      { path = ctx.path, source = ctx.source, keys = { "auth" } })
+    from_env = "implicit"
+  end
+  credentials.prepare(rec.auth, ctx, from_env)
   -- Secrets from files: read under the recipe's directory, as secrets.
   local a = rec.auth
   if a.private_key_file and not a.private_key then
@@ -147,7 +124,13 @@ function M.setup(r, ctx, schema, setup)
   if rec.output and not (setup and setup.outputs == false) then
     job.out_dir = resolve(ctx.dir, rec.output)
     local ok, err = fs.mkdir_p(job.out_dir)
-    if not ok then error("output directory " .. job.out_dir .. ": " .. tostring(err), 0) end
+    if not ok then
+      -- sf.fs names the path that failed: say it once, then what to do
+      err = tostring(err)
+      if err:sub(1, #job.out_dir + 2) == job.out_dir .. ": " then err = err:sub(#job.out_dir + 3) end
+      error(string.format("cannot create the output directory %s: %s (set `output` in %s to a directory this user can write)",
+        job.out_dir, err, ctx.path or "the recipe"), 0)
+    end
   end
   job.budget = budget_mod.new {
     max_daily = rec.max_daily_api_calls,

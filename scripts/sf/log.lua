@@ -172,34 +172,33 @@ local function log_progress()
   emit("info", "progress: %s", progress_line())
 end
 
-function M.progress(key, text)
-  if cfg.quiet then return end
-  if not M.is_tty() or not plain then
-    if text == nil then
-      progress_text[key] = nil
-      for i, k in ipairs(progress_keys) do
-        if k == key then table.remove(progress_keys, i) break end
-      end
-      return
-    end
-    if progress_text[key] == nil then progress_keys[#progress_keys + 1] = key end
-    progress_text[key] = tostring(text)
-    log_progress()
-    return
-  end
+-- Sets (text) or drops (nil) one key of the progress line; false when
+-- dropping a key that was not there.
+local function set_progress(key, text)
   if text == nil then
-    if progress_text[key] == nil then return end
+    if progress_text[key] == nil then return false end
     progress_text[key] = nil
     for i, k in ipairs(progress_keys) do
       if k == key then table.remove(progress_keys, i) break end
     end
-    clear_progress()
-    draw_progress()
-    return
+    return true
   end
   if progress_text[key] == nil then progress_keys[#progress_keys + 1] = key end
   progress_text[key] = tostring(text)
-  draw_progress()
+  return true
+end
+
+function M.progress(key, text)
+  if cfg.quiet then return end
+  if not set_progress(key, text) then return end
+  if not M.is_tty() or not plain then
+    if text ~= nil then log_progress() end
+  elseif text == nil then
+    clear_progress()
+    draw_progress()
+  else
+    draw_progress()
+  end
 end
 
 function M.clear_progress()

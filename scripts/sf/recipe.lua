@@ -239,7 +239,13 @@ end
 local S = {}
 M.schema = S
 
-function S.string(opts) return node("string", opts) end
+function S.string(opts)
+  -- A user reads the doc when a value does not match, never the Lua pattern.
+  if type(opts) == "table" and opts.pattern and not opts.doc then
+    error("sf.recipe.schema.string: a pattern needs a doc (what a user reads when the value does not match)", 2)
+  end
+  return node("string", opts)
+end
 function S.integer(opts) return node("integer", opts) end
 function S.number(opts) return node("number", opts) end
 function S.boolean(opts) return node("boolean", opts) end
@@ -428,8 +434,7 @@ validate = function(st, schema, v, keys)
   elseif kind == "string" then
     if type(v) ~= "string" then expect(st, schema, v, keys) end
     if schema.pattern and not v:find(schema.pattern) then
-      fail(st, keys, "invalid value " .. show(v) .. (schema.doc and (" (" .. schema.doc .. ")") or
-        (" (expected format: " .. schema.pattern .. ")")))
+      fail(st, keys, "invalid value " .. show(v) .. " (" .. schema.doc .. ")")
     end
   elseif kind == "integer" then
     local i = math.type(v) and math.tointeger(v)

@@ -63,7 +63,7 @@ end
 
 local function budget_snapshot(b)
   return {
-    job_used = b.counter and b.counter:used(math.floor(b.now())) or nil, job_max = b.max_daily,
+    job_used = (b.counter and b.now) and b.counter:used(math.floor(b.now())) or nil, job_max = b.max_daily,
     org_used = b.org_used, org_max = b.org_max, text = events.budget_text(b),
   }
 end

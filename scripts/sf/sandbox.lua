@@ -348,38 +348,11 @@ local function make_sf(box)
     end,
     now = core.now,
     -- The auth table from the conventional environment variables, so a
-    -- recipe names no secret and no host: SF_LOGIN_URL (or SF_SANDBOX=1),
-    -- SF_CLIENT_ID, SF_CLIENT_SECRET, SF_USERNAME, SF_PASSWORD,
-    -- SF_SECURITY_TOKEN, SF_REFRESH_TOKEN, SF_PRIVATE_KEY_FILE (under the
-    -- recipe's directory) or SF_PRIVATE_KEY, SF_KEY_PASSPHRASE.
+    -- recipe names no secret and no host (sf.credentials.from_env: SF_*,
+    -- SFDX_AUTH_URL; flow nil picks the flow the variables give).
     auth_from_env = function(flow)
-      flow = flow or "password"
-      if flow ~= "password" and flow ~= "refresh_token" and flow ~= "jwt" then
-        error('sf.auth_from_env: flow must be "password", "refresh_token" or "jwt"', 2)
-      end
-      local function secret(name)
-        local v = os.getenv(name)
-        return v and M.secret(v) or nil
-      end
-      local a = {
-        flow = flow,
-        login_url = os.getenv("SF_LOGIN_URL"),
-        sandbox = os.getenv("SF_SANDBOX") == "1" or nil,
-        client_id = secret("SF_CLIENT_ID"),
-        client_secret = secret("SF_CLIENT_SECRET"),
-        username = os.getenv("SF_USERNAME"),
-      }
-      if flow == "password" then
-        a.password, a.security_token = secret("SF_PASSWORD"), secret("SF_SECURITY_TOKEN")
-      elseif flow == "refresh_token" then
-        a.refresh_token = secret("SF_REFRESH_TOKEN")
-      else
-        a.private_key = secret("SF_PRIVATE_KEY")
-        a.private_key_file = not a.private_key and (os.getenv("SF_PRIVATE_KEY_FILE") or "sf_private_key.pem") or nil
-        a.passphrase = secret("SF_KEY_PASSPHRASE")
-        a.client_secret = nil
-      end
-      return a
+      if flow ~= nil and type(flow) ~= "string" then error("sf.auth_from_env: flow must be a string", 2) end
+      return require("sf.credentials").from_env(flow, M.secret)
     end,
     json = readonly({ encode = cjson_safe.encode, decode = cjson_safe.decode }, "sf.json"),
   }

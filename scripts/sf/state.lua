@@ -19,7 +19,8 @@ M.VERSION = 1
 -- a silent restart from zero (that would duplicate every record).
 function M.open(dir, job_name)
   local ok, err = fs.mkdir_p(dir)
-  if not ok then return nil, "state directory " .. dir .. ": " .. tostring(err) end
+  -- err names the path (sf.fs): not twice
+  if not ok then return nil, "cannot create the state directory (" .. tostring(err) .. "): use --state-dir or state_dir in the recipe" end
   local path = dir .. "/" .. job_name .. ".state.json"
   local self = setmetatable({ path = path, dir = dir, job = job_name }, State)
   local text, rerr, code = fs.read(path)

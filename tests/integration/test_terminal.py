@@ -98,6 +98,12 @@ class Terminal(unittest.TestCase):
             self.assertEqual(p.stderr, "")
             self.assertIn("import term: done", p.stdout)
             self.assertRegex(p.stdout, r"salesforce_leads\s+\d+ records")
+            # --log-json -: stderr carries JSON lines only (events instead of plain lines)
+            emu.insert("Lead", [{"LastName": "X", "Company": "Y"}])
+            p = run(r, credentials_env(emu), "--log-json", "-", check=0)
+            ev = [json.loads(l) for l in p.stderr.splitlines()]
+            self.assertEqual([e["event"] for e in ev if "event" in e][0], "run_start")
+            self.assertIn("import term: done", p.stdout)
 
     def test_log_json_events(self):
         """--log-json: run_start, object_start, page, object_end, summary, each with the run number, in order"""

@@ -9,14 +9,14 @@ local tmp = t.tmpdir()
 local function write(name, data) return t.write(tmp .. "/" .. name, data) end
 
 local object = S.record({
-  { "since", S.string { pattern = "^%d%d%d%d%-%d%d%-%d%d" } },
+  { "since", S.string { pattern = "^%d%d%d%d%-%d%d%-%d%d", doc = "a date such as 2024-01-15" } },
   { "timestamp_field", S.string { default = "LastModifiedDate" } },
   { "additional_fields", S.list(S.string {}, { max = 3 }) },
 })
 
 local schema = S.record {
   job = S.string { required = true, enum = { "import" } },
-  name = S.string { required = true, pattern = "^[%w_%-]+$" },
+  name = S.string { required = true, pattern = "^[%w_%-]+$", doc = "letters, digits, _ and -" },
   batch_size = S.integer { min = 200, max = 2000, default = 2000 },
   share = S.number { min = 0, max = 1 },
   deletions = S.boolean { default = true },
@@ -130,7 +130,7 @@ fails([[
 return {
   job = "import", name = "has space",
 }
-]], 2, 'name: invalid value "has space" (expected format: ^[%w_%-]+$)', "a pattern mismatch is refused")
+]], 2, 'name: invalid value "has space" (letters, digits, _ and -)', "a pattern mismatch is refused, saying what is expected (never the Lua pattern)")
 
 fails([[
 return {
@@ -220,7 +220,7 @@ local objects = {
   },
 }
 return { job = "import", name = "demo", objects = objects }
-]], 3, 'objects.Lead.since: invalid value "yesterday" (expected format: ^%d%d%d%d%-%d%d%-%d%d)',
+]], 3, 'objects.Lead.since: invalid value "yesterday" (a date such as 2024-01-15)',
   "keys of a table built before the return are found")
 
 fails([[
@@ -307,6 +307,7 @@ end
 -- schema construction mistakes are programming errors
 t.raises(function() S.record { x = "string" } end, "must be a schema", "S.record refuses non-schema fields")
 t.raises(function() S.list("x") end, "item must be a schema", "S.list refuses a non-schema item")
+t.raises(function() S.string { pattern = "^%d+$" } end, "a pattern needs a doc", "S.string refuses a pattern without the doc a user reads")
 t.raises(function() recipe.validate({}, {}, {}) end, "schema must be built", "validate refuses a plain table schema")
 
 t.done()

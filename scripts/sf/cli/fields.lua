@@ -32,6 +32,7 @@ return function(opts)
     if code == "NOT_FOUND" then
       error("the org has no object " .. opts.object .. " (object names are API names, case-sensitive: Lead, Account, My_Object__c)", 0)
     end
+    if code == "AUTH" then error(err, 0) end
     error(opts.object .. ": describe failed: " .. tostring(err), 0)
   end
   local rows = {}

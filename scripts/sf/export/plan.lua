@@ -42,7 +42,8 @@ local function describe(job, object, fresh)
   if code == "BUDGET" then abort.raise("paused", err, resume) end
   if code == "STOPPED" then abort.raise("stopped", err) end
   if code == "NOT_FOUND" then return nil, "Salesforce has no object " .. object end
-  abort.raise("failed", object .. ": describe failed: " .. tostring(err))
+  -- a refused login says everything itself (and is not about this object)
+  abort.raise("failed", code == "AUTH" and tostring(err) or (object .. ": describe failed: " .. tostring(err)))
 end
 
 local function target_error(ctx, keys, message)

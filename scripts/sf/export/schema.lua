@@ -105,17 +105,17 @@ local fields_map = S.map(S.string { pattern = FIELD, doc = "a Salesforce field A
 local function target_fields(top)
   local f = {
     object = S.string { pattern = FIELD, doc = "a Salesforce object API name (Lead, Contact, My_Object__c)" },
-    match_field = S.one_of { S.string { pattern = FIELD }, S.list(S.string { pattern = FIELD }, { min = 1, max = 5 }) },
+    match_field = S.one_of { S.string { pattern = FIELD, doc = "a field API name such as Email or Lytics_Audiences__c" }, S.list(S.string { pattern = FIELD, doc = "a field API name such as Email or Lytics_Audiences__c" }, { min = 1, max = 5 }) },
     create = S.boolean { default = true },
     multiple_matches = S.string { enum = { "most_recent", "update_all" }, default = "most_recent" },
     duplicates = S.string { enum = { "report", "allow_save", "update_match" }, default = "report" },
     default_fields = S.boolean { default = true },
-    field_overrides = S.map(S.string { pattern = FIELD }, S.string {}),
+    field_overrides = S.map(S.string { pattern = FIELD, doc = "a field API name such as Email or Lytics_Audiences__c" }, S.string {}),
     required_fields = fields_map,
     extra_fields = fields_map,
-    audiences_field = S.string { pattern = FIELD },
-    affinities_field = S.string { pattern = FIELD },
-    scores_field = S.string { pattern = FIELD },
+    audiences_field = S.string { pattern = FIELD, doc = "a field API name such as Email or Lytics_Audiences__c" },
+    affinities_field = S.string { pattern = FIELD, doc = "a field API name such as Email or Lytics_Audiences__c" },
+    scores_field = S.string { pattern = FIELD, doc = "a field API name such as Email or Lytics_Audiences__c" },
     unknown_company_ok = S.boolean { default = false },
     unknown_last_name_ok = S.boolean { default = false },
     triggers = S.list(S.string {}, { max = 75 }),
@@ -124,7 +124,7 @@ local function target_fields(top)
     f.job = S.string { required = true, enum = { "export" } }
     f.name = S.string { required = true, pattern = "^[%w_%-%.]+$", doc = "names the job's state, store and history files" }
     f.auth = jobs.auth_schema
-    f.api_version = S.string { default = client_mod.DEFAULT_API_VERSION, pattern = "^%d+%.%d$" }
+    f.api_version = S.string { default = client_mod.DEFAULT_API_VERSION, pattern = "^%d+%.%d$", doc = "an API version such as 62.0" }
     f.output = S.string { default = "out" }
     f.state_dir = S.string {}
     f.max_daily_api_calls = S.integer { min = 1 }
@@ -145,7 +145,7 @@ local function target_fields(top)
     f.segment = S.record {
       integration = S.string { default = "Salesforce" },
       require_explicit = S.boolean { default = true },
-      lookup_fields = S.map(S.string {}, S.string { pattern = FIELD }),
+      lookup_fields = S.map(S.string {}, S.string { pattern = FIELD, doc = "a field API name such as Email or Lytics_Audiences__c" }),
       address = S.string { enum = { "billing", "shipping", "both" }, default = "billing" },
       custom_traits = S.boolean { default = true },
     }

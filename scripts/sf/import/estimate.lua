@@ -33,7 +33,7 @@ M.BULK_POLLS = 2
 local function bulk_calls(job, item, n)
   local r = job.recipe
   if item.mode == "rest" then return nil end
-  if item.standard and (mapping.default(item.stream).children or {})[1] then return nil end
+  if item.standard and (mapping.default(item.default_stream).children or {})[1] then return nil end
   if item.mode == "bulk" then return 1 + M.BULK_POLLS + math.max(1, math.ceil(n / r.bulk_max_records)) end
   if n - r.batch_size > r.bulk_threshold then
     return 1 + 1 + M.BULK_POLLS + math.ceil((n - r.batch_size) / r.bulk_max_records)

@@ -38,18 +38,19 @@ local since_pattern = "^%d%d%d%d%-%d%d%-%d%d[T%d:%.Z+%-]*$"
 
 local object_schema = S.record {
   since = S.string { pattern = since_pattern, doc = "oldest record to import (date or datetime, UTC unless an offset is given)" },
-  timestamp_field = S.string { default = "LastModifiedDate", pattern = "^[%a][%w_]*$" },
-  additional_fields = S.list(S.string { pattern = "^[%a][%w_%.]*$" }),
+  timestamp_field = S.string { default = "LastModifiedDate", pattern = "^[%a][%w_]*$", doc = "a datetime field's API name such as LastModifiedDate or SystemModstamp" },
+  additional_fields = S.list(S.string { pattern = "^[%a][%w_%.]*$", doc = "a field API name such as Rating, or a parent's field such as Owner.Email" }),
   mapping = mapping.recipe_custom,
   mode = S.string { enum = { "rest", "bulk", "auto" }, doc = "rest: REST query pages; bulk: a Bulk API 2.0 query job; auto: Bulk when more than bulk_threshold records are due (default: the recipe's mode)" },
+  stream = S.string { pattern = "^[%w_%-]+$", doc = "a stream name of letters, digits, _ and -, such as crm_leads (the default mapping stays)" },
 }
 
 local custom_object_schema = S.record {
-  object = S.string { required = true, pattern = "^[%a][%w_]*$" },
-  fields = S.list(S.string { pattern = "^[%a][%w_%.]*$" }, { required = true, min = 1 }),
-  stream = S.string { required = true, pattern = "^[%w_%-]+$" },
-  timestamp_field = S.string { default = "LastModifiedDate", pattern = "^[%a][%w_]*$" },
-  since = S.string { pattern = since_pattern },
+  object = S.string { required = true, pattern = "^[%a][%w_]*$", doc = "an object API name such as Invoice__c" },
+  fields = S.list(S.string { pattern = "^[%a][%w_%.]*$", doc = "a field API name such as Rating, or a parent's field such as Owner.Email" }, { required = true, min = 1 }),
+  stream = S.string { required = true, pattern = "^[%w_%-]+$", doc = "a stream name of letters, digits, _ and -, such as crm_invoices" },
+  timestamp_field = S.string { default = "LastModifiedDate", pattern = "^[%a][%w_]*$", doc = "a datetime field's API name such as LastModifiedDate or SystemModstamp" },
+  since = S.string { pattern = since_pattern, doc = "a date or datetime such as 2024-01-15 or 2024-01-15T10:30:00Z" },
   mapping = mapping.recipe_custom,
   mode = S.string { enum = { "rest", "bulk", "auto" } },
 }
@@ -58,7 +59,7 @@ M.schema = S.record {
   job = S.string { required = true, enum = { "import" } },
   name = S.string { required = true, pattern = "^[%w_%-%.]+$", doc = "names the job's state and history files" },
   auth = jobs.auth_schema,
-  api_version = S.string { default = client_mod.DEFAULT_API_VERSION, pattern = "^%d+%.%d$" },
+  api_version = S.string { default = client_mod.DEFAULT_API_VERSION, pattern = "^%d+%.%d$", doc = "an API version such as 62.0" },
   output = S.string { default = "out" },
   state_dir = S.string {},
   max_daily_api_calls = S.integer { min = 1 },
@@ -136,7 +137,7 @@ local function list(r)
     if o then
       if o == true then o = { timestamp_field = "LastModifiedDate" } end
       out[#out + 1] = {
-        object = std.object, stream = std.stream, since = o.since,
+        object = std.object, stream = o.stream or std.stream, default_stream = std.stream, since = o.since,
         timestamp_field = o.timestamp_field or "LastModifiedDate",
         additional = o.additional_fields or {}, custom = o.mapping, standard = true,
         mode = o.mode or r.mode,
@@ -167,6 +168,16 @@ function M.items(job)
   if #items == 0 then
     error(recipe.error_at(job.ctx, "objects", "nothing to import: name at least one object or custom object"), 0)
   end
+  -- one stream file per object: two objects in one stream would share its checkpointed length
+  local seen = {}
+  for _, item in ipairs(items) do
+    local other = seen[item.stream]
+    if other then
+      error(recipe.error_at(job.ctx, item.path .. ".stream", string.format("stream %q is already %s's: give each object its own",
+        item.stream, other.object)), 0)
+    end
+    seen[item.stream] = item
+  end
   return items
 end
 
@@ -194,7 +205,8 @@ end
 local function compile(job, item, describe)
   local m
   if item.standard then
-    m = mapping.default(item.stream)
+    m = mapping.default(item.default_stream)   -- a renamed stream keeps its default mapping
+    m.stream = item.stream
     if #item.additional > 0 then m = mapping.with_additional(m, item.additional, describe) end
   else
     m = mapping.for_object(item.object, item.fields, item.stream, describe)
@@ -251,6 +263,7 @@ function M.object(job, item)
     if dcode == "NOT_FOUND" and not item.standard then
       error(recipe.error_at(job.ctx, item.path .. ".object", "this org has no object " .. item.object), 0)
     end
+    if dcode == "AUTH" then error(derr, 0) end   -- a refused login says everything itself
     error(item.object .. ": describe failed: " .. tostring(derr), 0)
   end
   check_timestamp_field(job, item, describe)
