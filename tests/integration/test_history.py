@@ -14,21 +14,13 @@ import unittest
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engine import ROOT, PASSWORD_AUTH, Workdir, credentials_env, run  # noqa: E402
+from engine import ROOT, Workdir, credentials_env, import_recipe, run  # noqa: E402
 import tap  # noqa: E402
 from harness import Emulator  # noqa: E402
 
 OUT = os.path.join(ROOT, "tests", ".out")
 
-RECIPE = """return {
-  job = "import",
-  name = "hist",
-  auth = %s,
-  output = "out",
-  max_daily_api_calls = 500,
-  objects = { Lead = {}, Contact = {} },
-}
-""" % PASSWORD_AUTH
+RECIPE = import_recipe("hist", "{ Lead = {}, Contact = {} }", "max_daily_api_calls = 500,")
 
 
 def chromium():

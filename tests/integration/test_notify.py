@@ -10,7 +10,7 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engine import PASSWORD_AUTH, Workdir, credentials_env, run  # noqa: E402
+from engine import Workdir, credentials_env, import_recipe, run  # noqa: E402
 import tap  # noqa: E402
 from harness import Emulator  # noqa: E402
 
@@ -49,12 +49,7 @@ class Hook:
 
 
 def recipe(notify):
-    return """return {
-  job = "import", name = "noti", auth = %s, output = "out",
-  objects = { Lead = {} },
-  notify = %s,
-}
-""" % (PASSWORD_AUTH, notify)
+    return import_recipe("noti", extra="notify = %s," % notify)
 
 
 NOTIFY_SH = """#!/bin/sh

@@ -14,19 +14,13 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engine import PASSWORD_AUTH, SFENGINE, Workdir, credentials_env, run  # noqa: E402
+from engine import SFENGINE, Workdir, credentials_env, import_recipe, run  # noqa: E402
 import tap  # noqa: E402
 from harness import Emulator  # noqa: E402
 
 
-def recipe(extra=""):
-    return """return {
-  job = "import", name = "term", auth = %s, output = "out",
-  max_daily_api_calls = 5000, batch_size = 200,
-  objects = { Lead = {}, Contact = {} },
-  %s
-}
-""" % (PASSWORD_AUTH, extra)
+def recipe():
+    return import_recipe("term", "{ Lead = {}, Contact = {} }", "max_daily_api_calls = 5000, batch_size = 200,")
 
 
 def run_on_pty(args, env, timeout=120):

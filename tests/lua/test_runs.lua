@@ -11,7 +11,7 @@ local notify = require "sf.notify"
 local events = require "sf.events"
 local limits = require "sf.limits"
 
-local dir = io.popen("mktemp -d"):read("l")
+local dir = t.tmpdir()
 
 -- run logs: only the newest KEEP files stay ---------------------------------------------
 do
@@ -103,5 +103,4 @@ do
   t.eq(lines[5], "      boom", "the run's message under it")
 end
 
-os.execute("rm -rf '" .. dir .. "'")
 t.done()
