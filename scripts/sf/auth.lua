@@ -17,6 +17,7 @@ local clock = require "sf.clock"
 local cjson = require "cjson.safe"
 
 local auth = {}
+local TRANSPORT_HINT
 
 auth.PRODUCTION = "https://login.salesforce.com"
 auth.SANDBOX = "https://test.salesforce.com"
@@ -121,9 +122,9 @@ function auth.advice(cfg, err, description)
   elseif cfg.flow == "refresh_token" then
     if cfg.from_sfdx_url then
       return "the refresh token in the SFDX auth URL (" .. var(cfg, "refresh_token") ..
-        ") was revoked or expired: log in again (sf org login web) and take the new URL from `sf org display --verbose`"
+        ") is no longer accepted (expired, or its access was withdrawn): log in again (sf org login web) and take the new URL from `sf org display --verbose`"
     end
-    return "the refresh token (" .. var(cfg, "refresh_token") .. ") was revoked or expired, or belongs to another connected app: authorise again and set the new one"
+    return "the refresh token (" .. var(cfg, "refresh_token") .. ") is no longer accepted (expired, its access withdrawn, or issued to another connected app): authorise again and set the new one"
   elseif cfg.flow == "jwt" then
     if d:find("approved", 1, true) then
       return "the user " .. tostring(cfg.username) .. " is not pre-authorised for the connected app: set its policy to " ..
@@ -136,6 +137,14 @@ function auth.advice(cfg, err, description)
     end
   end
 end
+
+-- What to check when the login host could not be reached.
+TRANSPORT_HINT = {
+  DNS = function(cfg) return "the host name does not resolve: check " .. var(cfg, "login_url", "login_url") end,
+  CONNECT = function(cfg) return "nothing answers there: check " .. var(cfg, "login_url", "login_url") .. " and the network" end,
+  TLS = function() return "its TLS certificate is not trusted here (sfengine always verifies TLS): check the host name and the system's CA certificates" end,
+  INSECURE = function() return "use https:// (plain http:// is allowed to loopback only)" end,
+}
 
 -- The session of a given access token (flow access_token): no request. After
 -- Salesforce refused it, there is no way to renew it: say what to do.
@@ -170,7 +179,8 @@ function auth.login(cfg, reveal, opts)
     timeout_ms = opts.timeout_ms or 30000,
   }
   if not resp then
-    return nil, "login to " .. url .. " failed: " .. err, code
+    local hint = TRANSPORT_HINT[code]
+    return nil, "login to " .. url .. " failed: " .. err .. (hint and (": " .. hint(cfg)) or ""), code
   end
   local body = cjson.decode(resp.body)
   if resp.status ~= 200 or type(body) ~= "table" or type(body.access_token) ~= "string" then

@@ -224,7 +224,7 @@ function M.prepare(a, ctx, from_env)
     a.client_secret = parsed.client_secret and sandbox.secret(parsed.client_secret) or nil
     a.refresh_token = sandbox.secret(parsed.refresh_token)
     a.login_url = parsed.instance_url
-    vars.refresh_token, vars.client_id, vars.client_secret = vars.auth_url, vars.auth_url, vars.auth_url
+    vars.refresh_token, vars.client_id, vars.client_secret, vars.login_url = vars.auth_url, vars.auth_url, vars.auth_url, vars.auth_url
     a.from_sfdx_url = true
   end
   a.vars = vars

@@ -78,7 +78,7 @@ class Auth(unittest.TestCase):
             p = run(r, bare_env(MY_ORG_URL=bad))
             self.assertEqual(p.returncode, 1)
             self.assertIn("expired access/refresh token", p.stderr)
-            self.assertIn("refresh token in the SFDX auth URL (MY_ORG_URL)", p.stderr)
+            self.assertIn("refresh token in the SFDX auth URL (MY_ORG_URL) is no longer accepted", p.stderr)
             self.assertNotIn("revoked-token-123", p.stderr + p.stdout)
 
     def test_malformed_sfdx_url_is_a_recipe_error_without_the_url(self):
@@ -170,6 +170,17 @@ class Errors(unittest.TestCase):
             self.assertIn("Salesforce also wants the user's security token: set SF_SECURITY_TOKEN", p.stderr)
             p = run(r, credentials_env(emu, SF_CLIENT_ID="nope"))
             self.assertIn("consumer key is wrong: check client_id (SF_CLIENT_ID)", p.stderr)
+
+    def test_unreachable_login_host_says_what_to_check(self):
+        """nothing listens at the login URL: the transport error, then the variable to check"""
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        p = run(self.recipe(), bare_env(SF_LOGIN_URL="http://127.0.0.1:%d" % port, SF_CLIENT_ID="x", SF_USERNAME="u",
+                                        SF_PASSWORD="p"), timeout=120)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("nothing answers there: check login_url (SF_LOGIN_URL) and the network", lines(p.stderr)[-1])
 
     def test_bad_login_url_says_what_to_change(self):
         """a login URL without https:// or with a path: one line saying what to change, never a Lua pattern"""

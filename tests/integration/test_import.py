@@ -261,10 +261,13 @@ class ImportTest(unittest.TestCase):
         p = run(path, self.env)
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("batch_size", p.stderr)
+        # no auth block: the credentials come from the environment; none there is a
+        # recipe error naming the variables to set
         path = self.w.write("job2.lua", 'return { job = "import", name = "x", objects = { Lead = {} } }\n')
-        p = run(path, self.env)
+        p = run(path, {k: v for k, v in self.env.items() if not k.startswith("SF_")})
         self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertIn("auth", p.stderr)
+        self.assertIn("auth: the password flow needs client_id, username and password", p.stderr)
+        self.assertIn("set SF_CLIENT_ID, SF_USERNAME and SF_PASSWORD", p.stderr)
 
     def test_unknown_requested_field_or_object(self):
         """a misspelt additional field or custom object is a recipe error naming file:line, before any output"""
