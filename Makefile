@@ -1,7 +1,7 @@
 # sfengine build. `make test` and `make demo` are the only commands a fresh
 # Debian machine needs: both install missing packages first (make deps).
 CC      ?= cc
-PKGS    := lua5.4 libcurl openssl sqlite3
+PKGS    := lua5.4 libcurl openssl sqlite3 zlib
 OPT     ?= -O2
 CFLAGS  := -std=c11 -Wall -Wextra -Werror $(OPT) -g -D_GNU_SOURCE \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
@@ -15,7 +15,7 @@ ENGINE_OBJ := $(patsubst engine/%.c,$(BUILD)/%.o,$(ENGINE_SRC))
 EMBEDDED   := $(sort $(wildcard scripts/sf/*.lua scripts/sf/*/*.lua mappings/*.lua))
 
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua-cjson-dev \
-                libcurl4-openssl-dev libssl-dev libsqlite3-dev python3 openssl \
+                libcurl4-openssl-dev libssl-dev libsqlite3-dev zlib1g-dev python3 openssl \
                 ca-certificates curl tzdata chromium
 
 .PHONY: all deps test asan demo bench clean

@@ -173,6 +173,11 @@ static size_t num_text(const sf_num *v, char *buf /* >= 48 */)
     return (size_t)n;
 }
 
+size_t sf_number_text(const sf_num *x, char *buf)
+{
+    return num_text(x, buf);
+}
+
 /* JSON integer literals of up to 18 digits are their own output text. */
 static inline int short_int_literal(const json_tok *t, const char *s)
 {

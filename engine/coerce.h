@@ -94,6 +94,12 @@ int sf_coerce_list(sf_coerce *k, sf_dedup *l, sf_value v, int dedup);
  * finite), SF_COERCE_NOMEM. */
 int sf_coerce_put_number(sf_coerce *k, sf_strbuf *b, const sf_num *x);
 
+/* The text of a finite number, as mappings/numbers.lua writes it: integral
+ * values in int64 range as integers, else the fewest %g digits that read
+ * back the same (buf: 48 bytes, not NUL-terminated); the length. The one C
+ * number formatter (sf.mapper, sf.json). */
+size_t sf_number_text(const sf_num *x, char *buf);
+
 /* The reject of a table (several values, or a Lua table) given to scalar
  * type `type`, as the Lua rule words it: -1, or SF_COERCE_NOMEM. */
 int sf_coerce_reject_table(sf_coerce *k, int type);

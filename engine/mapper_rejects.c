@@ -30,11 +30,39 @@ void sf_mapper_put_id(mctx *c, sf_strbuf *b)
     }
 }
 
+static void put_value(mctx *c, sf_strbuf *j, sf_value v);
+
+/* An object or array written from its tokens: the records of a Bulk page
+ * (sf.csv) have no JSON text of their own, their containers an empty span. */
+static void put_container(mctx *c, sf_strbuf *j, sf_value v)
+{
+    const json_tok *t = v.t + 1;
+    uint32_t k;
+    int obj = v.t->type == JSON_OBJECT;
+    mb_addc(c, j, obj ? '{' : '[');
+    for (k = 0; k < v.t->size; k++) {
+        sf_value x = {v.s, t};
+        if (k > 0) mb_addc(c, j, ',');
+        if (obj) {
+            mcheck(c, sf_value_put_string(&c->m->co, j, x));
+            mb_addc(c, j, ':');
+            x.t = ++t;
+        }
+        put_value(c, j, x);
+        t += t->skip;
+    }
+    mb_addc(c, j, obj ? '}' : ']');
+}
+
 /* Appends value v as the reject line shows it. */
 static void put_value(mctx *c, sf_strbuf *j, sf_value v)
 {
     const char *p;
     size_t n;
+    if ((v.t->type == JSON_OBJECT || v.t->type == JSON_ARRAY) && v.t->start == v.t->end) {
+        put_container(c, j, v);
+        return;
+    }
     if (v.t->type != JSON_STRING) {
         mb_add(c, j, v.s + v.t->start, v.t->end - v.t->start);
         return;

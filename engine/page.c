@@ -135,6 +135,50 @@ sf_page *sf_page_check(lua_State *L, int idx, const char *api)
     return p;
 }
 
+/* A new page userdata, closed, over the string at index body (kept alive
+ * as the page's user value). stack: ... -> ..., page */
+static sf_page *new_page(lua_State *L, int body)
+{
+    void *ud;
+    sf_alloc_fn af = (sf_alloc_fn)lua_getallocf(L, &ud);
+    sf_page *p;
+    body = lua_absindex(L, body);
+    p = lua_newuserdatauv(L, sizeof *p, 1);
+    memset(p, 0, sizeof *p);
+    p->alloc = af;
+    p->alloc_ud = ud;
+    p->total_tok = -1;
+    p->next_tok = -1;
+    luaL_setmetatable(L, SF_PAGE_MT);
+    lua_pushvalue(L, body);
+    lua_setiuservalue(L, -2, 1);  /* the page keeps the body alive */
+    p->body = lua_tolstring(L, body, &p->len);
+    return p;
+}
+
+void sf_page_push(lua_State *L, int body, const json_tok *toks, uint32_t ntok, const uint32_t *recs,
+                  uint32_t nrec)
+{
+    sf_page *p = new_page(L, body);
+    uint32_t cap = ntok > 0 ? ntok : 1; /* an open page always has a token array */
+    p->done = 1;
+    p->toks = p->alloc(p->alloc_ud, NULL, 0, (size_t)cap * sizeof(json_tok));
+    if (p->toks == NULL) luaL_error(L, "sf.page: not enough memory");
+    p->cap = cap;
+    if (nrec > 0) {
+        p->recs = p->alloc(p->alloc_ud, NULL, 0, (size_t)nrec * sizeof(uint32_t));
+        if (p->recs == NULL) {
+            page_free(p);
+            luaL_error(L, "sf.page: not enough memory");
+        }
+        memcpy(p->recs, recs, (size_t)nrec * sizeof(uint32_t));
+        p->nrec = nrec;
+    }
+    if (ntok > 0) memcpy(p->toks, toks, (size_t)ntok * sizeof(json_tok));
+    else memset(p->toks, 0, sizeof(json_tok));
+    p->ntok = ntok;
+}
+
 /* page.parse(body) -> page | nil, message, code */
 static int l_parse(lua_State *L)
 {
@@ -145,23 +189,10 @@ static int l_parse(lua_State *L)
     long rtok, dtok;
     uint32_t k, j;
     const char *err = NULL;
-    void *ud;
-    sf_alloc_fn af = (sf_alloc_fn)lua_getallocf(L, &ud);
 
     /* The userdata exists, closed, before anything is allocated. */
-    p = lua_newuserdatauv(L, sizeof *p, 1);
-    memset(p, 0, sizeof *p);
-    p->alloc = af;
-    p->alloc_ud = ud;
-    p->total_tok = -1;
-    p->next_tok = -1;
-    luaL_setmetatable(L, SF_PAGE_MT);
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, -2, 1);  /* the page keeps the body alive */
-    p->body = body;
-    p->len = len;
-
-    json_parser_init(&jp, af, ud);
+    p = new_page(L, 1);
+    json_parser_init(&jp, p->alloc, p->alloc_ud);
     if (json_parse(&jp, body, len) != 0) {
         if (json_parse_oom(&jp)) {
             json_parser_free(&jp);
@@ -212,7 +243,7 @@ static int l_parse(lua_State *L)
     if (p->toks[rtok].size > 0) {
         uint32_t n = p->toks[rtok].size;
         size_t bytes;
-        if (sf_size_mul(n, sizeof(uint32_t), &bytes) == 0) p->recs = af(ud, NULL, 0, bytes);
+        if (sf_size_mul(n, sizeof(uint32_t), &bytes) == 0) p->recs = p->alloc(p->alloc_ud, NULL, 0, bytes);
         if (p->recs == NULL) {
             page_free(p);
             return luaL_error(L, "sf.page.parse: not enough memory");

@@ -25,6 +25,17 @@ typedef struct sf_page {
 /* The open page at idx, or raises (api names the caller in the message). */
 sf_page *sf_page_check(lua_State *L, int idx, const char *api);
 
+int luaopen_sf_page(lua_State *L);
+
+/* Pushes a new page over the string at index body (kept alive by the
+ * page) whose records are tokens of that string: toks[0..ntok) and the
+ * record roots recs[0..nrec) are copied into the page; it is done, with no
+ * totalSize and no next_url. The records of a Bulk results page come this
+ * way (sf.csv, which loads sf.page first: its metatable must exist).
+ * Raises when out of memory (nothing leaks). */
+void sf_page_push(lua_State *L, int body, const json_tok *toks, uint32_t ntok, const uint32_t *recs,
+                  uint32_t nrec);
+
 /* Pushes token i of document s decoded as Lua (cjson semantics: objects and
  * arrays become tables, null becomes cjson.null, i.e. a NULL light userdata;
  * integer literals that fit become integers, other numbers floats). A STRING

@@ -12,9 +12,13 @@ It also exits after --max-seconds. Routes (any method):
   /respond?status=S&h=Name:Value&h=...&body=B
                                   chosen status, response headers (repeatable) and body
   /echo                           200, JSON {method, path, query, headers (lower-case
-                                  names; repeats joined ", "), body, client_port}
+                                  names; repeats joined ", "), body, client_port, and
+                                  decoded: the body gunzipped when Content-Encoding is gzip}
   /slow?ms=N                      sleeps N ms, then 200 "slow"
-  /bytes?n=N[&chunked=1]          N bytes of "x" (Content-Length, or chunked)
+  /inflight                       the most /slow requests served at once since the last
+                                  /inflight (then zeroed)
+  /bytes?n=N[&chunked=1][&cut=1]  N bytes of "x" (Content-Length, or chunked); cut: the
+                                  connection closes after half of them
   /gzip?n=N                       "0123456789" repeated to N bytes, gzip-encoded
   /free-port                      a loopback port nothing listens on (bound, then closed)
 """
@@ -29,6 +33,9 @@ import sys
 import threading
 import time
 import urllib.parse
+
+SLOW = {"now": 0, "max": 0}
+SLOW_LOCK = threading.Lock()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -83,12 +90,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
             out = {"method": self.command, "path": url.path, "query": url.query,
                    "headers": hdrs, "body": body.decode("latin-1"),
                    "client_port": self.client_address[1]}
+            if hdrs.get("content-encoding") == "gzip":
+                try:
+                    out["decoded"] = gzip.decompress(body).decode("latin-1")
+                except OSError as e:
+                    out["decoded_error"] = str(e)
             self._send(200, json.dumps(out).encode(), [("Content-Type", "application/json")])
         elif route == "slow":
-            time.sleep(int(arg("ms", "1000")) / 1000.0)
+            with SLOW_LOCK:
+                SLOW["now"] += 1
+                SLOW["max"] = max(SLOW["max"], SLOW["now"])
+            try:
+                time.sleep(int(arg("ms", "1000")) / 1000.0)
+            finally:
+                with SLOW_LOCK:
+                    SLOW["now"] -= 1
             self._send(200, b"slow")
+        elif route == "inflight":
+            with SLOW_LOCK:
+                n, SLOW["max"] = SLOW["max"], 0
+            self._send(200, str(n).encode())
         elif route == "bytes":
-            self._send(200, b"x" * int(arg("n", "0")), chunked=arg("chunked") == "1")
+            n = int(arg("n", "0"))
+            if arg("cut") == "1":
+                self.send_response(200)
+                self.send_header("Content-Length", str(n))
+                self.end_headers()
+                self.wfile.write(b"x" * (n // 2))
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self._send(200, b"x" * n, chunked=arg("chunked") == "1")
         elif route == "gzip":
             n = int(arg("n", "1000"))
             data = (b"0123456789" * (n // 10 + 1))[:n]

@@ -3,9 +3,14 @@
 --   local c = client.new{ auth = cfg, reveal = fn, budget = b, api_version = "62.0", log = log }
 --   local resp, err, code, resume_at, which = c:request{ method = "GET", path = "/query?q=...",
 --                                      headers = {...}, body = "...", json = tbl,
---                                      retry = true|false }
+--                                      retry = true|false, stream = false }
 --   resp = { status, headers, body, data (decoded JSON or nil, decoded on first use) }
+--   stream = true: a 2xx answer comes back once its headers are in, its body
+--   to be read from resp.stream (sf.http transfer: read, close); any other
+--   status is read whole into resp.body as usual
 --
+-- Inside an sf.flight task the call waits by yielding, so several tasks'
+-- calls are in flight together (sf.flight.transport).
 -- Per call:
 --   * the budget reserves it (sf.budget) or refuses it: nil, "paused: ...",
 --     "BUDGET", resume_at, which; nothing is sent;
@@ -31,6 +36,7 @@ local cjson = require "cjson.safe"
 local auth = require "sf.auth"
 local budget_mod = require "sf.budget"
 local events = require "sf.events"
+local flight = require "sf.flight"
 
 local Client = {}
 Client.__index = Client
@@ -64,7 +70,8 @@ function M.new(opts)
     sleep = opts.sleep or clock.sleep,
     random = opts.random or math.random,
     login_fn = opts.login_fn or auth.login,
-    http_request = opts.http_request or http.request,
+    http_request = opts.http_request or flight.transport,
+    gzip = opts.gzip ~= false,   -- request bodies go gzip-compressed
   }, Client)
 end
 
@@ -127,7 +134,7 @@ local lazy_data = {
     if k ~= "data" or rawget(resp, "_decoded") then return nil end
     rawset(resp, "_decoded", true)
     local ctype = resp.headers and resp.headers["content-type"] or ""
-    if not (ctype:find("json", 1, true) and resp.body ~= "") then return nil end
+    if not (ctype:find("json", 1, true) and type(resp.body) == "string" and resp.body ~= "") then return nil end
     local d = cjson.decode(resp.body)
     rawset(resp, "data", d)
     return d
@@ -191,7 +198,14 @@ function Client:request(req)
       -- A write that is not safe to repeat goes out on a fresh connection, so
       -- libcurl never silently re-sends it on a reused one that died.
       once = not repeatable,
+      gzip = self.gzip and body ~= nil, stream = req.stream, window_bytes = req.window_bytes,
     }
+    if resp and resp.stream and resp.status >= 300 then
+      -- an error answer is read whole, like any other
+      local whole, werr, wcode = resp.stream:finish()
+      resp.stream = nil
+      if whole then resp.body = whole.body else resp, terr, tcode = nil, werr, wcode end
+    end
     if not budget_mod.counted(resp, terr, tcode) then self.budget:refund(ticket) end
     local retry_reason, retry_after
     if not resp then

@@ -22,6 +22,7 @@ local signal = require "sf.signal"
 local sandbox = require "sf.sandbox"
 local client_mod = require "sf.client"
 local budget_mod = require "sf.budget"
+local flight = require "sf.flight"
 local state_mod = require "sf.state"
 local schedule = require "sf.schedule"
 local runs = require "sf.runs"
@@ -34,6 +35,13 @@ M.EXIT = { done = 0, failed = 1, usage = 2, paused = 3, stopped = 4 }
 
 -- The recipe's `auth` table (sf.credentials: flows, environment conventions).
 M.auth_schema = credentials.schema
+
+-- API calls in flight at once (sf.flight): export Collections batches,
+-- import key ranges, the next Bulk results page. 1 is strictly sequential.
+M.concurrency_schema = S.integer { min = 1, max = flight.MAX, default = flight.DEFAULT,
+  doc = "API calls in flight at once (Salesforce refuses more than 25 long-running ones per org)" }
+-- Request bodies (Collections writes, Bulk job specs) go gzip-compressed.
+M.compress_schema = S.boolean { default = true, doc = "send request bodies gzip-compressed (Content-Encoding: gzip)" }
 
 M.schedule_schema = S.record {
   every = S.string { required = true, enum = { "1h", "24h", "7d" } },
@@ -145,7 +153,7 @@ function M.setup(r, ctx, schema, setup)
   if job.budget.warning then job.log.warn("%s", job.budget.warning) end
   job.client = client_mod.new {
     auth = a, reveal = job.reveal, budget = job.budget, log = job.log,
-    api_version = rec.api_version,
+    api_version = rec.api_version, gzip = rec.compress_requests,
   }
   signal.trap()
   return job

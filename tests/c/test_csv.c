@@ -1,4 +1,4 @@
-/* engine/csv.c: the Bulk results reader and the CSV -> REST page converter. */
+/* engine/csv.c: the Bulk results reader and the stream that turns records into tokens. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,21 +98,53 @@ static void dt(const char *in, const char *want, const char *name)
     printf("ok - %s\n", label);
 }
 
-/* ---- converter ---- */
+/* ---- the stream ---- */
 
 static json_parser P;
 
-/* Converts csv with types given as a string of type letters
- * (s string, b bool, i int, n number, d date, t datetime). */
-static int convert(const char *csv, const char *types, long long total, char **doc, size_t *nrec,
-                   sf_csv_error *err)
+/* Writes token t of text s (and its subtree) as JSON into b; returns the
+ * next sibling's index. */
+static size_t write_tok(sf_strbuf *b, const char *s, const json_tok *toks, size_t i)
 {
-    sf_strbuf out;
-    sf_csv_page pg;
+    const json_tok *t = &toks[i];
+    size_t k, j;
+    switch (t->type) {
+    case JSON_OBJECT:
+    case JSON_ARRAY:
+        sf_strbuf_addc(b, t->type == JSON_OBJECT ? '{' : '[');
+        for (k = 0, j = i + 1; k < t->size; k++) {
+            if (k > 0) sf_strbuf_addc(b, ',');
+            if (t->type == JSON_OBJECT) {
+                j = write_tok(b, s, toks, j);
+                sf_strbuf_addc(b, ':');
+            }
+            j = write_tok(b, s, toks, j);
+        }
+        sf_strbuf_addc(b, t->type == JSON_OBJECT ? '}' : ']');
+        return i + t->skip;
+    case JSON_STRING:
+        sf_strbuf_json(b, s + t->start, t->end - t->start, 0, NULL);
+        return i + 1;
+    default:
+        sf_strbuf_add(b, s + t->start, t->end - t->start);
+        return i + 1;
+    }
+}
+
+/* Feeds csv to a stream `step` bytes at a time (0: whole) with types given
+ * as a string of type letters (s string, b bool, i int, n number, d date,
+ * t datetime); the records, as JSON joined by ",", in *doc. */
+static int convert_in(const char *csv, const char *types, size_t step, sf_alloc_fn alloc, char **doc,
+                      size_t *nrec, sf_csv_error *err)
+{
+    sf_csv_stream st;
+    sf_strbuf out, text;
     uint8_t ty[32];
-    size_t i, start;
-    int rc;
+    size_t i, n = strlen(csv), pos = 0;
+    int rc = -1, final = 0;
+    sf_csv_stream_init(&st, alloc, NULL);
     sf_strbuf_init(&out, NULL, NULL);
+    sf_strbuf_init(&text, NULL, NULL);
     for (i = 0; types[i] && i < 32; i++) {
         switch (types[i]) {
         case 'b': ty[i] = SF_CSV_BOOL; break;
@@ -123,66 +155,109 @@ static int convert(const char *csv, const char *types, long long total, char **d
         default: ty[i] = SF_CSV_STRING;
         }
     }
-    pg.object = "Lead";
-    pg.objlen = 4;
-    pg.types = ty;
-    pg.ncols = strlen(types);
-    pg.total_size = total;
-    rc = sf_csv_to_page(csv, strlen(csv), &pg, &out, &start, nrec, err);
+    *nrec = 0;
     *doc = NULL;
-    if (rc == 0) {
-        size_t len = out.n - start;
-        *doc = malloc(len + 1);
-        memcpy(*doc, out.p + start, len);
-        (*doc)[len] = '\0';
+    while (!final) {
+        size_t k = step == 0 || n - pos < step ? n - pos : step;
+        if (sf_csv_stream_feed(&st, csv + pos, k, err) != 0) goto done;
+        pos += k;
+        final = pos == n;
+        if (!st.header) {
+            long nc = sf_csv_stream_header(&st, final, NULL, 0, err);
+            if (nc < 0) goto done;
+            if (nc > 0 && sf_csv_stream_columns(&st, ty, strlen(types), "Lead", 4, err) != 0) goto done;
+        }
+        if (sf_csv_stream_records(&st, final, err) != 0) goto done;
+        text.n = 0;
+        if (sf_strbuf_reserve(&text, sf_csv_stream_text_len(&st) + 1) != 0) goto done;
+        sf_csv_stream_text(&st, text.p);
+        for (i = 0; i < st.nrec; i++) {
+            if (out.n > 0) sf_strbuf_addc(&out, ',');
+            write_tok(&out, text.p, st.toks, st.recs[i]);
+        }
+        *nrec += st.nrec;
+        sf_csv_stream_consume(&st);
     }
+    if (!st.header && strlen(types) > 0) {
+        err->code = "CSV";
+        snprintf(err->msg, sizeof err->msg, "no header");
+        goto done;
+    }
+    sf_strbuf_addc(&out, '\0');
+    *doc = strdup(out.p);
+    rc = 0;
+done:
+    sf_strbuf_free(&text);
     sf_strbuf_free(&out);
+    sf_csv_stream_free(&st);
     return rc;
 }
 
 #define REC(body) "{\"attributes\":{\"type\":\"Lead\"}" body "}"
 
-static void converts(const char *csv, const char *types, const char *want_records, size_t want_n,
-                     const char *name)
+static const size_t STEPS[] = {0, 1, 2, 3, 7, 64};
+
+static void converts(const char *csv, const char *types, const char *want, size_t want_n, const char *name)
 {
-    char *doc = NULL, want[4096], label[256];
+    char label[256];
+    size_t k, bad_step = (size_t)-1;
+    char *doc = NULL, *first = NULL;
     size_t nrec = 0;
     sf_csv_error err;
-    snprintf(label, sizeof label, "to_page: %s", name);
-    snprintf(want, sizeof want, "{\"totalSize\":%zu,\"done\":true,\"records\":[%s]}", want_n, want_records);
-    if (convert(csv, types, -1, &doc, &nrec, &err) != 0) {
-        printf("not ok - %s: failed: %s\n", label, err.msg);
-        tap_failed++;
-        return;
+    int ok = 1;
+    snprintf(label, sizeof label, "stream: %s", name);
+    for (k = 0; k < sizeof STEPS / sizeof STEPS[0]; k++) {
+        if (convert_in(csv, types, STEPS[k], NULL, &doc, &nrec, &err) != 0) {
+            printf("not ok - %s: failed (pieces of %zu): %s\n", label, STEPS[k], err.msg);
+            tap_failed++;
+            free(first);
+            return;
+        }
+        if (strcmp(doc, want) != 0 || nrec != want_n) {
+            ok = 0;
+            bad_step = STEPS[k];
+            free(first);
+            first = doc;
+            break;
+        }
+        free(doc);
     }
-    if (strcmp(doc, want) != 0 || nrec != want_n) {
-        printf("not ok - %s:\n#  got  %s (%zu)\n#  want %s (%zu)\n", label, doc, nrec, want, want_n);
-        tap_failed++;
-    } else if (json_parse(&P, doc, strlen(doc)) != 0) {
-        printf("not ok - %s: output is not JSON: %s at %zu\n", label, P.err_msg, P.err_off);
+    if (!ok) {
+        printf("not ok - %s (pieces of %zu):\n#  got  %s (%zu)\n#  want %s (%zu)\n", label, bad_step, first, nrec,
+               want, want_n);
         tap_failed++;
     } else {
-        printf("ok - %s\n", label);
+        char wrapped[4200];
+        snprintf(wrapped, sizeof wrapped, "[%s]", want);
+        if (json_parse(&P, wrapped, strlen(wrapped)) != 0) {
+            printf("not ok - %s: the records are not JSON: %s at %zu\n", label, P.err_msg, P.err_off);
+            tap_failed++;
+        } else {
+            printf("ok - %s (whole and in pieces of 1, 2, 3, 7, 64 bytes)\n", label);
+        }
     }
-    free(doc);
+    free(first);
 }
 
 static void convert_fails(const char *csv, const char *types, const char *want_msg, const char *name)
 {
     char *doc = NULL, label[256];
-    size_t nrec = 0;
+    size_t nrec = 0, k;
     sf_csv_error err;
-    snprintf(label, sizeof label, "to_page rejects %s", name);
-    if (convert(csv, types, -1, &doc, &nrec, &err) == 0) {
-        printf("not ok - %s: accepted: %s\n", label, doc);
-        tap_failed++;
-        free(doc);
-        return;
-    }
-    if (strcmp(err.code, "CSV") != 0 || strcmp(err.msg, want_msg) != 0) {
-        printf("not ok - %s: got %s \"%s\", want CSV \"%s\"\n", label, err.code, err.msg, want_msg);
-        tap_failed++;
-        return;
+    snprintf(label, sizeof label, "stream rejects %s", name);
+    for (k = 0; k < sizeof STEPS / sizeof STEPS[0]; k++) {
+        if (convert_in(csv, types, STEPS[k], NULL, &doc, &nrec, &err) == 0) {
+            printf("not ok - %s: accepted (pieces of %zu): %s\n", label, STEPS[k], doc);
+            tap_failed++;
+            free(doc);
+            return;
+        }
+        if (strcmp(err.code, "CSV") != 0 || strcmp(err.msg, want_msg) != 0) {
+            printf("not ok - %s (pieces of %zu): got %s \"%s\", want CSV \"%s\"\n", label, STEPS[k], err.code,
+                   err.msg, want_msg);
+            tap_failed++;
+            return;
+        }
     }
     printf("ok - %s (%s)\n", label, err.msg);
 }
@@ -206,26 +281,44 @@ static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 static void out_of_memory(void)
 {
-    const char *csv = "\"Id\",\"A.B\",\"A.C\",\"N\"\n\"1\",\"x\",,\"2\"\n\"2\",,,\"x\"\n";
-    uint8_t ty[4] = {SF_CSV_STRING, SF_CSV_STRING, SF_CSV_STRING, SF_CSV_NUMBER};
-    sf_csv_page pg = {"Lead", 4, ty, 4, -1};
+    const char *csv = "\"Id\",\"A.B\",\"A.C\",\"N\",\"T\"\n\"1\",\"x\",,\"2\",\"2024-01-15T10:30:00Z\"\n"
+                      "\"2\",,,\"x\",\"a\"\"b\"\n";
     long k;
     int all_ok = 1, succeeded = 0;
-    for (k = 0; k < 40 && !succeeded; k++) {
-        sf_strbuf out;
+    for (k = 0; k < 60 && !succeeded; k++) {
         sf_csv_error err;
-        size_t nrec, start;
+        char *doc = NULL;
+        size_t nrec;
         int rc;
-        sf_strbuf_init(&out, failing_alloc, NULL);
         alloc_left = k;
         alloc_live = 0;
-        rc = sf_csv_to_page(csv, strlen(csv), &pg, &out, &start, &nrec, &err);
+        rc = convert_in(csv, "sssnt", 5, failing_alloc, &doc, &nrec, &err);
         if (rc != 0 && strcmp(err.code, "MEMORY") != 0) all_ok = 0;
         if (rc == 0) succeeded = 1;
-        sf_strbuf_free(&out);
+        free(doc);
         if (alloc_live != 0) all_ok = 0;
     }
-    TAP_CHECK(all_ok && succeeded, "to_page: every allocation failure returns MEMORY and frees everything");
+    TAP_CHECK(all_ok && succeeded, "stream: every allocation failure returns MEMORY and frees everything");
+}
+
+static void incremental_reader(void)
+{
+    sf_csv_reader r;
+    sf_csv_cell cells[4];
+    size_t nc = 0;
+    const char *pieces[] = {"\"a", "\"a\"", "\"a\",", "\"a\",\"b", "\"a\",b", "\"a\"\r", "\"a\"\"\""};
+    size_t i;
+    int all = 1;
+    for (i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+        sf_csv_reader_init(&r, pieces[i], strlen(pieces[i]));
+        r.more = 1;
+        if (sf_csv_read(&r, cells, 4, &nc) != 2 || r.pos != 0) all = 0;
+    }
+    TAP_CHECK(all, "reader: with more text to come, a record without its line break is not complete yet");
+    sf_csv_reader_init(&r, "\"a\",\"b\"\n\"c", 10);
+    r.more = 1;
+    TAP_CHECK(sf_csv_read(&r, cells, 4, &nc) == 1 && nc == 2 && sf_csv_read(&r, cells, 4, &nc) == 2 && r.pos == 8,
+              "reader: a complete record is read, the incomplete one after it waits");
 }
 
 int main(void)
@@ -282,8 +375,9 @@ int main(void)
     dt("abcd-01-15T10:30:00Z", NULL, "letters are not a datetime");
     dt("2024-01-15T10:30:00+02:00", NULL, "an offset other than Z is left alone");
 
-    /* converter */
+    /* the stream */
     json_parser_init(&P, NULL, NULL);
+    incremental_reader();
     converts("\"Id\",\"Name\"\n\"00Q1\",\"Ann\"\n\"00Q2\",\n", "ss",
              REC(",\"Id\":\"00Q1\",\"Name\":\"Ann\"") "," REC(",\"Id\":\"00Q2\",\"Name\":null"), 2,
              "strings and nulls");
@@ -318,18 +412,10 @@ int main(void)
              REC(",\"Id\":\"2\",\"Account\":{\"Owner\":null,\"Name\":\"Acme\"}") ","
              REC(",\"Id\":\"3\",\"Account\":null"), 3, "two levels of parents");
     converts("\"Id\",\"N\"\n", "ss", "", 0, "a header alone is a page without records");
+    converts("\"Id\",\"N\"", "ss", "", 0, "a header alone without a line break too");
     converts("", "", "", 0, "an empty text is a page without records");
     converts("\"Id\"\r\n\"1\"\r\n\"2\"", "s", REC(",\"Id\":\"1\"") "," REC(",\"Id\":\"2\""), 2,
              "CRLF and no final line ending");
-    {
-        char *doc = NULL;
-        size_t nrec;
-        sf_csv_error err;
-        int rc = convert("\"Id\"\n\"1\"\n", "s", 123456, &doc, &nrec, &err);
-        TAP_CHECK(rc == 0 && doc && strncmp(doc, "{\"totalSize\":123456,\"done\":true,", 32) == 0 && nrec == 1,
-                  "to_page: a given total_size is the page's totalSize");
-        free(doc);
-    }
     convert_fails("\"Id\",\"N\"\n\"1\",\"2\"\n\"3\"\n", "ss", "malformed CSV at line 3: expected 2 values, found 1",
                   "a short row");
     convert_fails("\"Id\",\"N\"\n\"1\",\"2\",\"3\"\n", "ss", "malformed CSV at line 2: expected 2 values, found 3",

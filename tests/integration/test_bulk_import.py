@@ -249,6 +249,40 @@ class BulkResume(unittest.TestCase):
         self.assertIn("resuming Bulk query job " + job_id, p.stderr)
         self.assertEqual(outputs(self.w, ["Lead", "Contact"]), self.want)
 
+    def damaged_page_run(self, name, kind, count, skip, says):
+        """a results page damaged by the emulator fails the run at a clean checkpoint; the rerun is whole"""
+        self.emu.post("/__emulator/config", {"bulk_results_fault": kind, "bulk_results_fault_count": count,
+                                             "bulk_results_fault_skip": skip, "bulk_results_fault_times": 1})
+        path = self.w.write("job.lua", recipe(name, "{ Lead = { mode = 'bulk' } }", "bulk_max_records = 1000,"))
+        before = self.emu.stats()["injected"].get("bulk_results_" + kind, 0)
+        try:
+            p = run(path, credentials_env(self.emu), timeout=300)
+        finally:
+            self.emu.post("/__emulator/config", {"bulk_results_fault": ""})
+        self.assertEqual(p.returncode, 1, p.stderr[-2000:])
+        self.assertIn(says, p.stderr)
+        self.assertIn("the checkpoint stays before this page", p.stderr)
+        self.assertEqual(self.emu.stats()["injected"].get("bulk_results_" + kind, 0) - before, 1)
+        lines = self.w.read_ndjson("out", "salesforce_leads.ndjson")
+        self.assertEqual(len(lines), skip * 1000, "only the pages before the damaged one were kept")
+        self.assertEqual(state(self.w, name)["bulk"]["Lead"]["read"], skip * 1000, "the checkpoint is the page before")
+        run_ok(path, self.emu)
+        self.assertEqual(outputs(self.w, ["Lead"])["Lead"], self.want["Lead"])
+
+    def test_empty_page_that_should_hold_records(self):
+        """an empty results page whose Sforce-NumberOfRecords says 1,000: the run fails, nothing of it is kept"""
+        self.damaged_page_run("empty", "empty", "actual", 2, "Sforce-NumberOfRecords says 1000 records, the page holds 0")
+
+    def test_header_only_page_that_says_zero_before_the_end(self):
+        """a header-only page saying 0 records while Sforce-Locator says more follow: an error, not the end"""
+        self.damaged_page_run("hdr", "header_only", "zero", 3,
+                              "the page holds no records, yet Sforce-Locator says more pages follow")
+
+    def test_short_last_page_against_number_records_processed(self):
+        """a last page that says and holds 0 records: the job's numberRecordsProcessed tells, the run fails"""
+        self.damaged_page_run("last", "header_only", "zero", 5,
+                              "the job processed 6000 records (numberRecordsProcessed), its pages held 5000")
+
     def test_incremental_run_after_bulk(self):
         """after a Bulk run, a rerun imports only what changed since its cursor, exactly as REST does"""
         rest = Workdir()

@@ -93,13 +93,17 @@ local function new_job(org, name, sleeps, sleep)
   njob = njob + 1
   local st = assert(state_mod.open(TMP, name or ("job" .. njob)))
   local client = {
+    max_attempts = 3,
+    wait = function() return true end,
+    backoff = function() return 0 end,
     sleep = sleep or function(s) sleeps[#sleeps + 1] = s; return true end,
     request = function(_, req) return org.handle(req) end,
     query_path = function(_, soql, all) return (all and "/queryAll?q=" or "/query?q=") .. soql end,
   }
   return { client = client, state = st, log = NOLOG, recipe = { deletions = true },
            budget = { dump = function() return nil end },
-           rejects = { write = function() end, sync = function() end, size = function() return 0 end } }
+           rejects = { write = function() end, sync = function() end, size = function() return 0 end,
+                       truncate = function() return true end } }
 end
 
 -- Output file stand-in: lines written, syncs.
@@ -108,7 +112,8 @@ local function new_out(lines)
   return { lines = lines, syncs = 0,
            write = function(self, s) for l in s:gmatch("[^\n]+") do self.lines[#self.lines + 1] = l end end,
            sync = function(self) self.syncs = self.syncs + 1 end,
-           size = function(self) return #self.lines end }
+           size = function(self) return #self.lines end,
+           truncate = function(self, n) for i = #self.lines, n + 1, -1 do self.lines[i] = nil end return true end }
 end
 
 local ROWS = { { sf = "Id", to = "id", type = "string" }, { sf = "LastName", to = "name", type = "string" } }
@@ -122,10 +127,11 @@ local function new_ctx(job, out, extra)
     st = { records = 0, deleted = 0, rejected = 0, pages = 0 }, max_records = 1000, checkpoints = 0,
   }
   local sink = sink_mod.open(job, ITEM, ctx.st, out)
-  local commit = sink.commit
-  function sink.commit(self, ...)
+  local checkpoint = sink.checkpoint
+  function sink.checkpoint(self, ...)
     ctx.checkpoints = ctx.checkpoints + 1
-    return commit(self, ...)
+    if ctx.events then ctx.events[#ctx.events + 1] = "checkpoint" end
+    return checkpoint(self, ...)
   end
   ctx.sink = sink
   for k, v in pairs(extra or {}) do ctx[k] = v end
@@ -235,8 +241,8 @@ do
   t.eq(#out.lines, 1000, "the page before the pause is written")
   local saved = assert(state_mod.open(TMP, "paused"))
   local entry = saved:get("bulk").Lead
-  t.ok(entry and entry.job == "7505g0000000000001" and entry.locator == "1000",
-    "the state saves the Bulk job and the next locator", cjson.encode(entry))
+  t.ok(entry and entry.job == "7505g0000000000001" and entry.locator == "1000" and entry.read == 1000,
+    "the state saves the Bulk job, the next locator and the records read so far", cjson.encode(entry))
   t.eq(saved:cursor("Lead").id, "00Q000000000001000", "... together with the cursor of the last page")
 
   -- next run (a new process): no new job, results from the saved locator
@@ -337,22 +343,148 @@ do
 end
 
 ---------------------------------------------------------------------------------------
--- oversized pages, query vs queryAll, max wait
+-- pages streamed in pieces, query vs queryAll, max wait
+
+-- The org's results as a stream handing out pieces of `size` bytes; broken:
+-- the transfer breaks off after the first piece of the page asked for.
+local function streamed(org, size, broken)
+  local handle = org.handle
+  org.handle = function(req)
+    local resp, err, code, resume = handle(req)
+    if resp and resp.status == 200 and req.path:find("/results", 1, true) then
+      local body, pos = resp.body, 1
+      local breaks = broken and broken(req)
+      resp.body = nil
+      resp.stream = {
+        read = function()
+          if breaks and pos > 1 then return nil, "Connection reset by peer", "RECV" end
+          if pos > #body then return nil end
+          local piece = body:sub(pos, pos + size - 1)
+          pos = pos + size
+          return piece
+        end,
+        close = function() end,
+      }
+    end
+    return resp, err, code, resume
+  end
+end
 
 do
-  local org = new_org { n = 1200 }
-  org.max_ok = 600
+  local org = new_org { n = 2500 }
+  streamed(org, 7)
   local job = new_job(org, nil, {})
   local out = new_out()
-  t.eq(bulk.run_object(job, ITEM, new_ctx(job, out, { all = false })), "done", "a run with oversized pages completes")
+  t.eq(bulk.run_object(job, ITEM, new_ctx(job, out, { all = false })), "done", "pages streamed in 7-byte pieces complete")
   t.eq(org.last_spec.operation, "query", "all = false makes a query job (no deleted rows)")
-  local asked = {}
-  for _, c in ipairs(org.calls) do
-    local mr = c:match("maxRecords=(%d+)")
-    if mr then asked[#asked + 1] = mr end
+  t.same(out.lines, clean_lines, "... with the output of pages read whole (pieces split cells, quotes and lines)")
+end
+
+do
+  local org = new_org { n = 2500 }
+  local asked = 0
+  streamed(org, 4096, function(req)
+    if req.path:find("locator=1000", 1, true) then asked = asked + 1; return asked == 1 end
+  end)
+  local job = new_job(org, nil, {})
+  local out = new_out()
+  local ctx = new_ctx(job, out)
+  t.eq(bulk.run_object(job, ITEM, ctx), "done", "a page whose transfer breaks off is asked for again")
+  t.eq(asked, 2, "... once more")
+  t.same(out.lines, clean_lines, "... and the broken piece leaves nothing behind")
+  t.eq(ctx.checkpoints, 3, "... one checkpoint per page still")
+end
+
+do -- overlap: the next page is asked for before this one is checkpointed
+  local org = new_org { n = 2500 }
+  local events = {}
+  local handle = org.handle
+  org.handle = function(req)
+    if req.path:find("/results", 1, true) then events[#events + 1] = req.path:match("locator=(%d+)") or "first" end
+    return handle(req)
   end
-  t.eq(table.concat(asked, ","), "1000,500,500,500", "a page over max_bytes halves maxRecords and asks again")
-  t.eq(#out.lines, 1200, "every record once")
+  local job = new_job(org, nil, {})
+  local out = new_out()
+  local ctx = new_ctx(job, out, { concurrency = 4, events = events })
+  t.eq(bulk.run_object(job, ITEM, ctx), "done", "a run asking for the next page ahead completes")
+  t.eq(table.concat(events, ","), "first,1000,checkpoint,2000,checkpoint,checkpoint",
+    "... each next page asked for before the page before it is checkpointed")
+  t.same(out.lines, clean_lines, "... with the same output")
+  events = {}
+  local job2 = new_job(org, nil, {})
+  bulk.run_object(job2, ITEM, new_ctx(job2, new_out(), { concurrency = 1, events = events }))
+  t.eq(table.concat(events, ","), "first,checkpoint,1000,checkpoint,2000,checkpoint", "concurrency 1 reads page after page")
+end
+
+---------------------------------------------------------------------------------------
+-- a page that does not hold what Salesforce said it holds
+
+-- Runs a job whose page at `locator` (nil: the first) is damaged by damage(resp);
+-- returns the error, the output and the saved state.
+local function damaged(name, locator, damage, n)
+  local org = new_org { n = n or 2500 }
+  local handle = org.handle
+  org.handle = function(req)
+    local resp = handle(req)
+    if resp and resp.status == 200 and req.path:find("/results", 1, true) and
+        (req.path:match("locator=(%d+)") == locator) then
+      damage(resp)
+    end
+    return resp
+  end
+  local job = new_job(org, name, {})
+  local out = new_out()
+  local ok, err = pcall(bulk.run_object, job, ITEM, new_ctx(job, out))
+  return (not ok) and tostring(err) or nil, out, assert(state_mod.open(TMP, name))
+end
+
+do
+  local err, out, st = damaged("lie", "1000", function(resp) resp.headers["sforce-numberofrecords"] = "1001" end)
+  t.ok(err and err:find("Sforce-NumberOfRecords says 1001 records, the page holds 1000", 1, true),
+    "a page holding fewer records than Sforce-NumberOfRecords says fails the run", err)
+  t.ok(err and err:find("the checkpoint stays before this page", 1, true), "... saying the checkpoint stays", err)
+  t.eq(#out.lines, 1000, "... the page is cut off again (only the page before it stays)")
+  t.eq(st:get("bulk").Lead.locator, "1000", "... and the saved locator still points at it")
+  t.eq(st:cursor("Lead").id, "00Q000000000001000", "... as does the cursor")
+end
+
+do
+  local err, out, st = damaged("empty", "1000", function(resp)
+    resp.body = ""
+    resp.headers["sforce-numberofrecords"] = "0"
+  end)
+  t.ok(err and err:find("the page holds no records, yet Sforce-Locator says more pages follow", 1, true),
+    "an empty page that is not the last fails the run (even when its count says 0)", err)
+  t.eq(#out.lines, 1000, "... keeping the pages before it")
+  t.eq(st:get("bulk").Lead.locator, "1000", "... and the checkpoint before it")
+end
+
+do
+  local err, out = damaged("headeronly", "1000", function(resp)
+    resp.body = HEADER .. "\n"
+  end)
+  t.ok(err and err:find("Sforce-NumberOfRecords says 1000 records, the page holds 0", 1, true),
+    "a header-only page whose count says it holds records fails the run", err)
+  t.eq(#out.lines, 1000, "... keeping the pages before it")
+end
+
+do
+  local err, out, st = damaged("short", "2000", function(resp)
+    resp.body = HEADER .. "\n"
+    resp.headers["sforce-numberofrecords"] = "0"
+  end)
+  t.ok(err and err:find("the job processed 2500 records (numberRecordsProcessed), its pages held 2000", 1, true),
+    "a last page that leaves the job short of numberRecordsProcessed fails the run", err)
+  t.eq(#out.lines, 2000, "... keeping the pages before it")
+  t.eq(st:get("bulk").Lead.locator, "2000", "... and the checkpoint before the last page")
+end
+
+do
+  local err, out = damaged("badcsv", nil, function(resp)
+    resp.body = resp.body:gsub("\n", "\n\"", 5)
+  end)
+  t.ok(err and err:find("malformed CSV at line", 1, true), "a malformed page fails the run", err)
+  t.eq(#out.lines, 0, "... writing nothing of it")
 end
 
 do

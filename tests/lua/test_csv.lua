@@ -1,5 +1,6 @@
--- sf.csv: a Bulk API 2.0 results page (CSV) as a REST query page (JSON), read
--- by sf.page and mapped by sf.mapper exactly like the REST page of the same records.
+-- sf.csv: a Bulk API 2.0 results page (CSV) read piece by piece as it arrives,
+-- its records handed out as sf.page pages (tokens over the CSV text, no JSON in
+-- between) and mapped by sf.mapper exactly like the REST page of the same records.
 local t = require "tests.tap"
 local csv = require "sf.csv"
 local page = require "sf.page"
@@ -10,23 +11,60 @@ local cjson = require "cjson"
 
 local NULL = cjson.null
 
--- Converts and decodes; returns the decoded page table, the count and the body.
-local function conv(text, columns, object, total)
-  local body, n, code = csv.to_page(text, columns or {}, object or "Lead", total)
-  if not body then return nil, n, code end
-  return cjson.decode(body), n, body
+-- Feeds text to a reader in pieces of `step` bytes (nil: whole); returns
+-- { records = decoded records } and the count, or nil, message, code.
+local function conv(text, columns, object, step)
+  local rd = csv.reader(columns or {}, object or "Lead")
+  local doc = { records = {} }
+  local function take(p, err, code)
+    if not p then return nil, err, code end
+    assert(p.done and p.total_size == nil and p.next_url == nil, "a reader's page is done, without totalSize")
+    for _, r in p:records() do doc.records[#doc.records + 1] = r end
+    p:close()
+    return true
+  end
+  step = step or #text
+  for i = 1, #text, math.max(step, 1) do
+    local ok, err, code = take(rd:feed(text:sub(i, i + step - 1)))
+    if not ok then return nil, err, code end
+  end
+  local ok, err, code = take(rd:finish())
+  if not ok then return nil, err, code end
+  assert(rd.records == #doc.records, "rd.records counts the records handed out")
+  return doc, rd.records
 end
 
 ---------------------------------------------------------------------------------------
 -- shape, quoting, line breaks, unicode, nulls
 
 do
-  local doc, n, body = conv('"Id","Name"\n"00Q1","Ann"\n"00Q2",\n')
-  t.eq(n, 2, "to_page returns the number of records")
-  t.eq(body:sub(1, 39), '{"totalSize":2,"done":true,"records":[{', "the body is shaped like a REST query page")
+  local doc, n = conv('"Id","Name"\n"00Q1","Ann"\n"00Q2",\n')
+  t.eq(n, 2, "the reader counts the records")
   t.same(doc.records[1], { attributes = { type = "Lead" }, Id = "00Q1", Name = "Ann" }, "a record has attributes.type and its cells")
   t.eq(doc.records[2].Name, NULL, "an empty cell is null")
-  t.eq(doc.done, true, "the page is done")
+end
+
+do
+  local rd = csv.reader({}, "Lead")
+  local p = assert(rd:feed('"Id","Na'))
+  t.ok(#p == 0 and not rd.header, "a piece without a whole header row gives an empty page")
+  p = assert(rd:feed('me"\n"1","a'))
+  t.ok(#p == 0 and rd.header, "the header row is read once its line break is in")
+  p = assert(rd:feed('b"\n"2'))
+  t.ok(#p == 1 and p:record(1).Name == "ab", "a record is handed out once its line break is in")
+  local p2, err, code = rd:finish()
+  t.ok(p2 == nil and code == "CSV" and err == "malformed CSV at line 3: unterminated quoted value",
+    "... and an unfinished quote is an error only at the end", tostring(err))
+end
+
+do
+  local rd = csv.reader({}, "Lead")
+  assert(rd:feed('"Id"\n"1"'))
+  local p = assert(rd:finish())
+  t.ok(#p == 1 and p:record(1).Id == "1" and rd.records == 1, "finish hands out the last record without a line break")
+  t.raises(function() rd:feed("x") end, "the reader is finished", "feeding after finish raises")
+  rd:close()
+  t.raises(function() rd:feed("x") end, "the reader is closed", "feeding a closed reader raises")
 end
 
 do
@@ -58,7 +96,7 @@ do
   doc, n = conv("\239\187\191" .. '"Id"\n"1"\n')
   t.ok(n == 1 and doc.records[1].Id == "1", "a UTF-8 byte order mark is skipped")
   doc, n = conv("")
-  t.ok(n == 0 and #doc.records == 0 and doc.totalSize == 0, "an empty text is a page without records")
+  t.ok(n == 0 and #doc.records == 0, "an empty text is a page without records")
   doc, n = conv('"Id","Name"\n')
   t.ok(n == 0 and #doc.records == 0, "a header alone is a page without records")
 end
@@ -78,10 +116,9 @@ do
   t.eq(r.Flag, true, "boolean true")
   t.eq(r.Off, false, "boolean FALSE (any case)")
   t.eq(r.Odd, "yes", "a boolean column's other text stays a string")
-  local p = assert(page.parse(select(3, conv(text, cols))))
-  t.eq(math.type(p:record(1).Emp), "integer", "int becomes an integer")
+  t.eq(math.type(r.Emp), "integer", "int becomes an integer")
   t.eq(r.Emp, 42, "int value")
-  t.eq(p:record(1).Big, 9007199254740993, "long becomes an exact integer")
+  t.eq(r.Big, 9007199254740993, "long becomes an exact integer")
   t.eq(r.Rev, 1250000.5, "currency becomes a number")
   t.eq(r.Pct, 20, "percent becomes a number")
   t.eq(r.Dbl, -0.25, "double becomes a number")
@@ -121,25 +158,27 @@ do
   t.eq(r2.Account, NULL, "a grandparent whose cells are all empty is null")
   t.ok(r3.RecordType.Name == NULL and r3.RecordType.DeveloperName == "Dev", "a parent with some values keeps nulls inside")
   t.eq(r3.Account.Owner, NULL, "a null grandparent inside a present parent")
-  local body = select(3, conv(text))
-  t.ok(body:find('"Id":"1","RecordType":{"Name":"Partner","DeveloperName":"Partner_Lead"},"Email":"a@x","Account":{', 1, true) ~= nil,
-    "keys keep header order, a parent's fields grouped at its first column")
 end
 
 ---------------------------------------------------------------------------------------
--- total_size, malformed CSV, misuse
+-- object, malformed CSV, misuse
 
 do
-  local doc = conv('"Id"\n"1"\n', {}, "Contact", 250000)
-  t.eq(doc.totalSize, 250000, "total_size sets totalSize")
+  local doc = conv('"Id"\n"1"\n', {}, "Contact")
   t.eq(doc.records[1].attributes.type, "Contact", "object sets attributes.type")
-  local body = csv.to_page('"Id"\n"1"\n', {}, 'Odd"Name')
-  t.eq(cjson.decode(body).records[1].attributes.type, 'Odd"Name', "the object name is JSON-escaped")
+  doc = conv('"Id"\n"1"\n', {}, 'Odd"Name')
+  t.eq(doc.records[1].attributes.type, 'Odd"Name', "the object name is kept as it is")
 end
 
 local function fails(text, want, name)
-  local body, msg, code = csv.to_page(text, {}, "Lead")
-  t.ok(body == nil and code == "CSV" and msg == want, name, "got " .. tostring(body) .. ", " .. tostring(msg) .. ", " .. tostring(code))
+  for _, step in ipairs { #text, 1, 3 } do
+    local doc, msg, code = conv(text, {}, "Lead", step)
+    if not (doc == nil and code == "CSV" and msg == want) then
+      t.ok(false, name, "pieces of " .. step .. ": got " .. tostring(doc) .. ", " .. tostring(msg) .. ", " .. tostring(code))
+      return
+    end
+  end
+  t.ok(true, name .. " (whole and in pieces)")
 end
 fails('"Id","Name"\n"1","unterminated\n', "malformed CSV at line 2: unterminated quoted value", "an unterminated quote fails with its line")
 fails('"Id","Name"\n"1","two\nlines"\n"2","x\n', "malformed CSV at line 4: unterminated quoted value", "line numbers count line breaks inside values")
@@ -151,27 +190,36 @@ fails('"Id"\n"\255"\n', "malformed CSV at line 2: invalid UTF-8", "invalid UTF-8
 fails('"Id","Id"\n', 'malformed CSV at line 1: duplicate column "Id"', "a duplicate column fails")
 fails('"A","A.B"\n', 'malformed CSV at line 1: field and relationship share the column "A"', "a column that is also a relationship fails")
 
-t.raises(function() csv.to_page(nil, {}, "Lead") end, "string expected", "text must be a string")
-t.raises(function() csv.to_page("", nil, "Lead") end, "table expected", "columns must be a table")
-t.raises(function() csv.to_page("", {}, nil) end, "string expected", "object must be a string")
-t.raises(function() csv.to_page("", {}, "") end, "object must not be empty", "object must not be empty")
-t.raises(function() csv.to_page("", {}, "Le\255ad") end, "object must be UTF-8", "object must be UTF-8")
-t.raises(function() csv.to_page("", {}, "Lead", -1) end, "total_size must be >= 0", "total_size must not be negative")
-t.raises(function() csv.to_page('"Flag"\n"true"\n', { Flag = true }, "Lead") end, 'columns["Flag"] must be a describe type string',
+do
+  local rd = csv.reader({}, "Lead")
+  local p, msg, code = rd:feed('"Id","Name"\n"1"\n')
+  t.ok(p == nil and code == "CSV", "a malformed record fails the feed", tostring(msg))
+  local p2, msg2, code2 = rd:feed('"2","x"\n')
+  t.ok(p2 == nil and msg2 == msg and code2 == code, "... and every later call repeats the failure")
+end
+
+t.raises(function() csv.reader({}, "Lead"):feed(nil) end, "string expected", "text must be a string")
+t.raises(function() csv.reader(nil, "Lead") end, "table expected", "columns must be a table")
+t.raises(function() csv.reader({}, nil) end, "string expected", "object must be a string")
+t.raises(function() csv.reader({}, "") end, "object must not be empty", "object must not be empty")
+t.raises(function() csv.reader({}, "Le\255ad") end, "object must be UTF-8", "object must be UTF-8")
+t.raises(function() csv.reader({ Flag = true }, "Lead"):feed('"Flag"\n"true"\n') end, 'columns["Flag"] must be a describe type string',
   "a column type must be a string")
 
 ---------------------------------------------------------------------------------------
--- the output is a page sf.page reads
+-- the pages are sf.page pages
 
 do
-  local body = select(3, conv('"Id","RecordType.Name","N"\n"1","RT","5"\n"2",,\n', { N = "int" }))
-  local p, err = page.parse(body)
-  t.ok(p ~= nil, "page.parse reads the converted page", err)
-  t.eq(#p, 2, "page.parse sees every record")
-  t.eq(p.done, true, "page.parse: done")
-  t.eq(p.next_url, nil, "page.parse: no next page")
-  t.eq(p:record(1).RecordType.Name, "RT", "page.parse decodes nested parents")
-  t.eq(math.type(p:record(1).N), "integer", "page.parse decodes ints as integers")
+  local rd = csv.reader({ N = "int" }, "Lead")
+  local p = assert(rd:feed('"Id","RecordType.Name","N"\n"1","RT","5"\n"2",,\n'))
+  t.eq(#p, 2, "the page holds every record")
+  t.eq(p.done, true, "the page is done")
+  t.eq(p.next_url, nil, "the page has no next page")
+  t.eq(p:record(1).RecordType.Name, "RT", "nested parents decode")
+  t.eq(math.type(p:record(1).N), "integer", "ints decode as integers")
+  local n = 0
+  for _, r in p:records() do n = n + 1; assert(r.Id == tostring(n)) end
+  t.eq(n, 2, "records() walks every record")
 end
 
 ---------------------------------------------------------------------------------------
@@ -313,40 +361,66 @@ for _, r in ipairs(records) do
 end
 local csv_text = table.concat(lines, "\n") .. "\n"
 
+-- The Bulk page read in pieces of `step` bytes and mapped page by page: the
+-- outputs joined and the stats summed, as sf.import.bulk writes them.
+local function map_csv(m, step)
+  local rd = csv.reader(COLUMNS, "Lead")
+  local out, rej, st = {}, {}, { records = 0, deleted = 0, rejected = 0 }
+  local function take(p)
+    local o, r, ps = m:map_page(assert(p))
+    out[#out + 1], rej[#rej + 1] = o, r
+    st.records, st.deleted, st.rejected = st.records + ps.records, st.deleted + ps.deleted, st.rejected + ps.rejected
+    if ps.last_id then st.last_ts, st.last_id = ps.last_ts, ps.last_id end
+  end
+  for i = 1, #csv_text, step do take(rd:feed(csv_text:sub(i, i + step - 1))) end
+  take(rd:finish())
+  return table.concat(out), table.concat(rej), st, rd.records
+end
+
 do
-  local bulk_body, n = csv.to_page(csv_text, COLUMNS, "Lead", #records)
-  t.ok(bulk_body ~= nil and n == #records, "the generated Bulk page converts", tostring(n))
   local rest_page = assert(page.parse(rest_body))
-  local bulk_page, perr = page.parse(bulk_body)
-  t.ok(bulk_page ~= nil, "page.parse reads the converted Bulk page", perr)
   local m1 = mapper.compile(rows, MOPTS)
-  local m2 = mapper.compile(rows, MOPTS)
   local out1, rej1, st1 = m1:map_page(rest_page)
-  local out2, rej2, st2 = m2:map_page(bulk_page)
   t.ok(#out1 > 10000, "the REST page maps to plenty of output", tostring(#out1))
   t.ok(#rej1 > 100, "the records produce rejects too (bad numbers, emails)", tostring(#rej1))
-  t.eq(out2, out1, "Bulk and REST pages of the same 400 records map to identical lines")
-  t.eq(rej2, rej1, "... and identical rejects")
-  t.same(st2, st1, "... and identical stats (records, deleted, rejected, last_ts, last_id)")
-  t.ok(st2.last_ts:match("%+0000$") ~= nil, "the cursor timestamp has REST's +0000 form")
+  for _, step in ipairs { #csv_text, 4096, 997, 61 } do
+    local out2, rej2, st2, n = map_csv(mapper.compile(rows, MOPTS), step)
+    t.eq(n, #records, "the generated Bulk page holds every record (pieces of " .. step .. " bytes)")
+    t.eq(out2, out1, "Bulk and REST pages of the same 400 records map to identical lines (pieces of " .. step .. " bytes)")
+    t.eq(rej2, rej1, "... and identical rejects")
+    t.same(st2, st1, "... and identical stats (records, deleted, rejected, last_ts, last_id)")
+    t.ok(st2.last_ts:match("%+0000$") ~= nil, "the cursor timestamp has REST's +0000 form")
+  end
   -- the same through mappings/types.lua (the Lua coercion rules)
   local lopts = {}
   for k, v in pairs(MOPTS) do lopts[k] = v end
   lopts.types = require "mappings.types"
   local o3, r3 = mapper.compile(rows, lopts):map_page(assert(page.parse(rest_body)))
-  local o4, r4 = mapper.compile(rows, lopts):map_page(assert(page.parse(bulk_body)))
+  local o4, r4 = map_csv(mapper.compile(rows, lopts), 1000)
   t.ok(o3 == o4 and r3 == r4, "identical through the Lua coercion rules too")
 end
 
 -- a malformed number in a Bulk page is rejected by the mapper with a reason
 do
-  local body = assert(csv.to_page('"Id","IsDeleted","LastModifiedDate","AnnualRevenue"\n"00Q1","false","2024-01-15T10:30:00.000Z","1,5"\n',
-    { IsDeleted = "boolean", LastModifiedDate = "datetime", AnnualRevenue = "currency" }, "Lead"))
+  local rd = csv.reader({ IsDeleted = "boolean", LastModifiedDate = "datetime", AnnualRevenue = "currency" }, "Lead")
+  local p = assert(rd:feed('"Id","IsDeleted","LastModifiedDate","AnnualRevenue"\n"00Q1","false","2024-01-15T10:30:00.000Z","1,5"\n'))
   local m = mapper.compile({ { sf = "Id", to = "id", type = "string" }, { sf = "AnnualRevenue", to = "rev", type = "number" } }, MOPTS)
-  local out, rej = m:map_page(assert(page.parse(body)))
+  local out, rej = m:map_page(p)
   local r = cjson.decode(rej)
   t.ok(out == '{"id":"00Q1"}\n' and r.reason == "not a number: 1,5" and r.value == "1,5",
     "a malformed number reaches the mapper as a string and is rejected with a reason", out .. rej)
+end
+
+-- a parent object rejected by a string row: its value in the reject line is
+-- JSON written from the tokens (a Bulk record has no JSON text of its own)
+do
+  local rd = csv.reader({}, "Lead")
+  local p = assert(rd:feed('"Id","RecordType.Name","RecordType.Id"\n"00Q1","Partner \\ ""x""","012"\n'))
+  local m = mapper.compile({ { sf = "Id", to = "id", type = "string" }, { sf = "RecordType", to = "rt", type = "string" } }, MOPTS)
+  local out, rej = m:map_page(p)
+  local r = cjson.decode(rej)
+  t.same(r.value, { Name = 'Partner \\ "x"', Id = "012" }, "a rejected parent object is written as JSON", rej)
+  t.ok(rej:find('"value":{"Name":"Partner \\\\ \\"x\\"","Id":"012"}', 1, true) ~= nil, "... keys in header order", rej)
 end
 
 t.done()

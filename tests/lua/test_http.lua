@@ -101,6 +101,104 @@ do
   t.ok(r2 == nil and code == "TOO_LARGE", "max_bytes caps the decoded size (gzip bomb)", tostring(err))
 end
 
+-- gzip request bodies -------------------------------------------------------------------
+do
+  local body = ("Ada Lovelace, "):rep(200)
+  local e = echo{ method = "POST", body = body, gzip = true, headers = { ["Content-Type"] = "application/json" } }
+  t.eq(e.headers["content-encoding"], "gzip", "gzip = true sends Content-Encoding: gzip")
+  t.eq(e.decoded, body, "... and the body gunzips to the original")
+  t.ok(#e.body < #body / 4, "... compressed", tostring(#e.body))
+  t.ok(tonumber(e.headers["content-length"]) < #body / 4, "... Content-Length is the compressed size")
+  e = echo{ method = "POST", body = "tiny", gzip = true }
+  t.ok(e.body == "tiny" and e.headers["content-encoding"] == nil, "a body under 256 bytes goes as it is")
+  t.raises(function() http.request{ url = base .. "/echo", method = "POST", body = body, gzip = true,
+                                    headers = { ["Content-Encoding"] = "br" } } end,
+    "opts.gzip sets Content-Encoding itself", "gzip with a Content-Encoding header raises")
+end
+
+-- streams: the body read as it arrives, at most window_bytes held ---------------------------
+do
+  local r, err = http.request{ url = base .. "/bytes?n=3000000", stream = true, window_bytes = 65536 }
+  t.ok(r and r.status == 200 and r.body == nil and r.stream ~= nil, "stream = true returns at the headers", err)
+  t.eq(r.headers["content-length"], "3000000", "... with the headers")
+  for _ = 1, 20 do http.wait(20) end
+  local held = r.stream:buffered()
+  t.ok(held >= 65536 and held <= 65536 + 65536, "an unread stream pauses at its window", tostring(held))
+  t.ok(not r.stream:ready("done"), "... and the transfer waits (not done)")
+  local total, reads, biggest = 0, 0, 0
+  while true do
+    local chunk, rerr = r.stream:read(100000)
+    if not chunk then t.eq(rerr, nil, "the end of a stream is nil without an error") break end
+    total, reads = total + #chunk, reads + 1
+    biggest = math.max(biggest, r.stream:buffered())
+  end
+  t.eq(total, 3000000, "every byte of the stream is read")
+  t.ok(biggest <= 65536 + 65536, "... never more than the window buffered", tostring(biggest))
+  t.eq(r.stream:read(), nil, "reading past the end gives nil again")
+  r.stream:close()
+  t.raises(function() r.stream:read() end, "the transfer is closed", "reading a closed transfer raises")
+
+  r = http.request{ url = base .. "/bytes?n=200000&chunked=1", stream = true, window_bytes = 4096 }
+  local first = r.stream:read(1000)
+  t.eq(#first, 1000, "read(max) returns at most max bytes")
+  local rest = r.stream:finish()
+  t.ok(rest and rest.status == 200 and #rest.body == 199000, "finish returns the rest of a stream whole")
+
+  r = http.request{ url = base .. "/bytes?n=400000&cut=1", stream = true }
+  local got, ferr, fcode = 0, nil, nil
+  for _ = 1, 1000 do
+    local chunk
+    chunk, ferr, fcode = r.stream:read()
+    if not chunk then break end
+    got = got + #chunk
+  end
+  t.ok(ferr ~= nil and fcode == "RECV" and got == 200000,
+    "a stream cut off gives its bytes, then nil, message, RECV", tostring(ferr) .. " " .. tostring(fcode) .. " " .. got)
+
+  local nr, nerr, ncode = http.request{ url = base .. "/status/503", stream = true }
+  t.ok(nr and nr.status == 503 and nr.stream, "a stream's status is data like any other", tostring(nerr) .. tostring(ncode))
+  t.eq(nr.stream:finish().body, "status 503", "... its body readable whole")
+  t.raises(function() http.request{ url = base .. "/bytes?n=10" }.stream:read() end, "index a nil",
+    "a request without stream = true has no stream")
+  local x = assert(http.start{ url = base .. "/bytes?n=10" })
+  t.raises(function() x:read() end, "not a stream", "read on a transfer that is not a stream raises")
+  x:close()
+end
+
+-- several transfers in flight at once ---------------------------------------------------
+do
+  get("/inflight")
+  local xs = {}
+  for i = 1, 4 do xs[i] = assert(http.start{ url = base .. "/slow?ms=400" }) end
+  t.ok(not xs[1]:ready("done"), "a started transfer is not done before it is driven")
+  local done, rounds = 0, 0
+  while done < 4 and rounds < 200 do
+    http.wait(100)
+    rounds = rounds + 1
+    done = 0
+    for _, x in ipairs(xs) do if x:ready("done") then done = done + 1 end end
+  end
+  t.eq(done, 4, "http.wait drives every started transfer to its end")
+  t.eq(get("/inflight").body, "4", "the four requests were served at the same time")
+  for _, x in ipairs(xs) do
+    local r = x:finish()
+    t.ok(r and r.status == 200 and r.body == "slow", "each transfer's response is its own")
+  end
+  local a = assert(http.start{ url = base .. "/slow?ms=200" })
+  local b = assert(http.start{ url = base .. "/bytes?n=5" })
+  local rb = b:finish()
+  t.ok(rb and rb.body == "xxxxx", "finishing one transfer moves the others too")
+  local ra = a:head()
+  t.ok(ra and ra.status == 200 and ra.stream == nil, "head() of a buffered transfer has no stream")
+  t.eq(a:finish().body, "slow", "... and its body comes with finish")
+  local bad, berr, bcode = http.start{ url = "ftp://127.0.0.1/x" }
+  t.ok(bad == nil and bcode == "PROTOCOL", "start fails like request for a bad url", tostring(berr))
+  local free = get("/free-port").body
+  local c = assert(http.start{ url = "http://127.0.0.1:" .. free .. "/" })
+  local cr, cerr, ccode = c:head()
+  t.ok(cr == nil and ccode == "CONNECT", "head() of a transfer that cannot connect fails with CONNECT", tostring(cerr))
+end
+
 -- size cap -----------------------------------------------------------------------------
 do
   local r, err, code = get("/bytes?n=5000", { max_bytes = 1000 })

@@ -152,7 +152,7 @@ do
   t.ok(rules.number_text == numbers.text, "the export's number text is the one formatter, mappings.numbers.text")
   for _, v in ipairs { 1e16, 2 ^ 53 + 2, 0.1, 5.0, -0.25, 1e-7, 1e20, 12345678901234567890 } do
     local text = types.string(v)
-    t.ok(require("sf.export.json").encode(v) == text and require("sf.export.lookup").literal(v, { type = "double" }) == text,
+    t.ok(require("sf.json").encode(v) == text and require("sf.export.lookup").literal(v, { type = "double" }) == text,
       "import (mappings.types) and export (JSON bodies, SOQL literals) write " .. text .. " alike")
   end
 end

@@ -49,6 +49,7 @@
 --     affinities = {...} | nil, consent = { ... } | nil, source = "profiles" | "segment",
 --     segment_type = "identify" | "group" | nil }
 local cjson = require "cjson.safe"
+local json = require "sf.json"
 local tables = require "sf.tables"
 
 local M = {}
@@ -213,7 +214,8 @@ end
 function M.parse(line, opts)
   opts = opts or {}
   if line:find("^%s*$") then return nil, "blank", "blank line" end
-  local obj, err = cjson.decode(line)
+  -- sf.json: integers stay exact (9007199254740993 is not rounded to a double)
+  local obj, err = json.decode(line)
   if obj == nil then return nil, "bad_json", "not JSON: " .. tostring(err) end
   if not is_object(obj) or (next(obj) ~= nil and #obj > 0) then
     return nil, "bad_line", "a line must be a JSON object"

@@ -18,8 +18,8 @@ local typerules = require "sf.export.typerules"
 local numbers = require "mappings.numbers"
 local profiles = require "sf.export.profiles"
 local segment = require "sf.export.segment"
-local json = require "sf.export.json"
-local hash = require "sf.export.hash"
+local json = require "sf.json"
+local hash = require("sf.hash").hash128
 
 local M = {}
 

@@ -12,7 +12,7 @@
 -- several with update_all): rec.pending counts its unconfirmed writes,
 -- rec.failed marks a rejected one; when pending reaches 0 the rec is settled.
 local clock = require "sf.clock"
-local json = require "sf.export.json"
+local json = require "sf.json"
 
 local M = {}
 

@@ -154,6 +154,8 @@ local function target_fields(top)
     f.flush_after_s = S.number { min = 0.05, max = 300, default = 2 }
     f.request_timeout_s = S.number { min = 1, max = 600, default = 120 }
     f.describe_cache_s = S.integer { min = 0, default = 3600 }
+    f.concurrency = jobs.concurrency_schema
+    f.compress_requests = jobs.compress_schema
   end
   return f
 end

@@ -13,8 +13,8 @@
 --   typerules.number_text(n)  -> mappings.numbers.text: exact for int64, else the
 --                                shortest text that reads back as n
 --
--- Values arrive as cjson decodes JSON (every number a float), or as recipe
--- functions return them. The rules, by describe type:
+-- Values arrive as sf.json decodes the input (integer literals as exact Lua
+-- integers, other numbers as floats), or as recipe functions return them. The rules, by describe type:
 --
 --   boolean                      true/false only (no "yes", no 0/1)
 --   double, currency, percent    numbers only; more than 2 decimals (or more

@@ -11,19 +11,27 @@
 --   columns      { [field path] = describe type } (bulk.columns builds it)
 --   mp           the compiled sf.mapper
 --   sink         the object's sf.import.sink: every results page ends with
---                sink:commit (its st counts records, deleted, rejected, pages;
+--                sink:checkpoint (its st counts records, deleted, rejected, pages;
 --                st.total is set from the job's numberRecordsProcessed)
 --   all          queryAll (deleted rows too); default job.recipe.deletions ~= false
 --   max_records  results page size (default 50,000)
 --   max_wait     seconds to wait for the job to complete (default 6 h)
+--   concurrency  calls in flight at once (sf.flight.bound); above 1 the next
+--                results page is asked for while this one is mapped
 --   progress     optional function() called after each page
 --
 -- Flow: POST /jobs/query -> poll GET /jobs/query/<id> (1 s, doubling, at most
 -- 30 s apart) until JobComplete -> GET .../results?maxRecords=N[&locator=L]
--- (text/csv) until Sforce-Locator is "null". Each page goes through sf.csv
--- (CSV -> a REST-shaped JSON page), sf.page and the mapper exactly like a REST
--- page, and sink:commit appends it and saves, in the same atomic checkpoint
--- as the cursor and the output sizes, { job, locator } of the Bulk job. A
+-- (text/csv) until Sforce-Locator is "null". Each page is streamed: the bytes
+-- of the transfer go through sf.csv (the records as sf.page pages, no JSON in
+-- between) and the mapper into the sink CHUNK_BYTES at a time, so memory
+-- does not depend on the page size. A page whole and checked is
+-- checkpointed: records parsed must equal its Sforce-NumberOfRecords, a page
+-- without records must be the last, and the last page brings the job's count
+-- to its numberRecordsProcessed; otherwise the page is cut off again and the
+-- run fails with the checkpoint before it. The checkpoint saves, in the same
+-- atomic write as the cursor and the output sizes, { job, locator, read } of
+-- the Bulk job. A
 -- killed or paused run resumes the same job at the next locator while
 -- Salesforce keeps its results (7 days); a job that is gone, or no longer
 -- matches the select list, operation or cursor, is replaced by a new one
@@ -32,11 +40,11 @@
 -- Salesforce's errorMessage (and are remembered, so "auto" mode can stay with
 -- REST for a while).
 local csv = require "sf.csv"
-local page = require "sf.page"
 local clock = require "sf.clock"
 local signal = require "sf.signal"
 local http = require "sf.http"
 local client_mod = require "sf.client"
+local flight = require "sf.flight"
 
 local M = {}
 
@@ -45,9 +53,10 @@ M.DEFAULT_MAX_WAIT = 6 * 3600
 M.DEFAULT_THRESHOLD = 50000
 M.POLL_START = 1
 M.POLL_CAP = 30
-M.MAX_PAGE_BYTES = 512 << 20   -- one results page; past it the page size halves
-M.MIN_RECORDS = 500            -- the page size never halves below this
-M.STATE_KEY = "bulk"           -- job state: { [object] = { job, locator, select, operation, cursor, created } }
+M.MAX_PAGE_BYTES = 1 << 40     -- one results page: streamed, so its size costs no memory
+M.CHUNK_BYTES = 256 << 10      -- bytes of a page mapped at a time
+M.WINDOW_BYTES = 1 << 20       -- bytes a page's transfer buffers before it pauses
+M.STATE_KEY = "bulk"           -- job state: { [object] = { job, locator, read, select, operation, cursor, created } }
 M.FAILED_KEY = "bulk_failed"   -- job state: { [object] = { at, job, message } }
 
 local COMPOUND = { address = true, location = true }
@@ -281,68 +290,167 @@ local function saved_job(job, object, q)
   return entry, info
 end
 
--- One results page as a mapped page committed by the sink; the saved job's
--- locator moves on in the same checkpoint (or the job is forgotten after its
--- last page). Returns the next locator or nil.
-local function commit_results(job, item, ctx, entry, resp)
-  local object, st = item.object, ctx.sink.st
-  local next_loc = resp.headers["sforce-locator"]
-  if next_loc == "" or next_loc == "null" then next_loc = nil end
-  local body, n_or_err, ccode = csv.to_page(resp.body, ctx.columns, object, st.total)
-  resp.body = nil   -- the CSV text can go before the page is parsed and mapped
-  if not body then
-    error(string.format("%s: Bulk results of job %s: %s (%s)", object, entry.job, tostring(n_or_err), tostring(ccode)), 0)
+-- The request of one results page, streamed: its body is read as it arrives.
+local function results_request(job, entry, q, locator)
+  local path = "/jobs/query/" .. entry.job .. "/results?maxRecords=" .. q.max_records
+  if locator then path = path .. "&locator=" .. http.urlencode(locator) end
+  return job.client:request {
+    method = "GET", path = path, headers = { Accept = "text/csv" },
+    stream = true, max_bytes = M.MAX_PAGE_BYTES, window_bytes = M.WINDOW_BYTES,
+  }
+end
+
+local function locator_of(resp)
+  local loc = resp.headers["sforce-locator"]
+  if loc == "" or loc == "null" then return nil end
+  return loc
+end
+
+-- The body of a results page piece by piece: a stream, or a body read whole
+-- (a client that buffers, as tests' scripted orgs do). Returns chunk | nil
+-- (the end) | nil, message, code.
+local function body_reader(resp)
+  if resp.stream then
+    return function() return resp.stream:read(M.CHUNK_BYTES) end
   end
-  local p, perr = page.parse(body)
-  if not p then error(object .. ": Bulk results page does not parse as a query page: " .. tostring(perr), 0) end
-  local lines, rejects, ps = ctx.mp:map_page(p)
-  p:close()
-  ctx.sink:commit(lines, rejects, ps, function()
+  local body = resp.body or ""
+  return function()
+    local chunk = body
+    body = nil
+    if chunk == "" then chunk = nil end
+    return chunk
+  end
+end
+
+-- One results page, streamed through sf.csv and the mapper into the sink,
+-- then checked and checkpointed with the saved job's next locator (or the
+-- job forgotten after its last page). Returns "done" and the next locator,
+-- or "retry" (the transfer broke off: the page was cut off again and can be
+-- asked for anew); raises on a page that is malformed or does not hold the
+-- records Salesforce said it holds, after cutting it off (the checkpoint
+-- stays before it).
+local function stream_page(job, item, ctx, q, entry, resp, locator)
+  local object, sink = item.object, ctx.sink
+  local next_loc = locator_of(resp)
+  local said = math.tointeger(tonumber(resp.headers["sforce-numberofrecords"]))
+  local where = string.format("%s: Bulk results of job %s%s", object, entry.job,
+    locator and (" at locator " .. locator) or " (first page)")
+  local rd <close> = csv.reader(ctx.columns, object)
+  local read = body_reader(resp)
+  local function refuse(msg)
+    if resp.stream then resp.stream:close() end
+    sink:rollback()
+    error(where .. ": " .. msg .. "; the checkpoint stays before this page", 0)
+  end
+  local function map(p, err, code)
+    if not p then refuse(tostring(err) .. " (" .. tostring(code) .. ")") end
+    local lines, rejects, ps = ctx.mp:map_page(p)
+    p:close()
+    sink:write(lines, rejects, ps)
+  end
+  while true do
+    local chunk, err, code = read()
+    if not chunk then
+      if err then
+        sink:rollback()
+        if client_mod.TRANSIENT_TRANSPORT[code] then
+          job.log.info("%s: the transfer broke off (%s %s); asking for the page again", where, tostring(code), tostring(err))
+          return "retry"
+        end
+        error(where .. ": " .. tostring(err) .. " (" .. tostring(code) .. ")", 0)
+      end
+      break
+    end
+    map(rd:feed(chunk))
+    if signal.pending() then
+      if resp.stream then resp.stream:close() end
+      sink:rollback()
+      return "stopped"
+    end
+  end
+  map(rd:finish())
+  local n = rd.records
+  -- A page that says there is more is not the end (issue: silent short pages).
+  if said and said ~= n then
+    refuse(string.format("Sforce-NumberOfRecords says %d records, the page holds %d", said, n))
+  end
+  if n == 0 and next_loc then refuse("the page holds no records, yet Sforce-Locator says more pages follow") end
+  local total = entry.read and entry.read + n
+  if not next_loc and total and q.processed and total ~= q.processed then
+    refuse(string.format("the job processed %d records (numberRecordsProcessed), its pages held %d", q.processed, total))
+  end
+  sink:checkpoint(function(p)
     if next_loc then
-      entry.locator = next_loc
-      if ps.last_id then entry.cursor = cursor_key { ts = ps.last_ts, id = ps.last_id } end
+      entry.locator, entry.read = next_loc, total
+      if p.last_id then entry.cursor = cursor_key { ts = p.last_ts, id = p.last_id } end
       save_entry(job, object, entry)
     else
       M.forget(job, object)
     end
   end)
   if ctx.progress then ctx.progress() end
-  return next_loc
+  return "done", next_loc
 end
 
--- Reads a complete job's results pages from its saved locator. Returns
--- status, message, resume_at; or "restart" when the job's results are gone
--- before a first page (may_restart): a new job from the saved cursor is
--- exactly where this one's next page would have started.
+-- Reads a complete job's results pages from its saved locator, each page
+-- streamed into the sink; with q.overlap the next page is asked for (an
+-- sf.flight task) as soon as this page's Sforce-Locator is known, so its
+-- wait overlaps this page's mapping. Returns status, message, resume_at; or
+-- "restart" when the job's results are gone before a first page
+-- (may_restart): a new job from the saved cursor is exactly where this one's
+-- next page would have started.
 local function read_results(job, item, ctx, q, entry, may_restart)
   local object = item.object
   local locator = entry.locator
+  local ahead, ahead_loc   -- the task asking for the page at ahead_loc
+  local retries = 0
+  local function drop_ahead()
+    if ahead then ahead:cancel() end
+    ahead, ahead_loc = nil, nil
+  end
   while true do
-    if signal.pending() then return stopped() end
-    local path = "/jobs/query/" .. entry.job .. "/results?maxRecords=" .. q.max_records
-    if locator then path = path .. "&locator=" .. http.urlencode(locator) end
-    local resp, err, code, resume = job.client:request {
-      method = "GET", path = path, headers = { Accept = "text/csv" }, max_bytes = q.max_bytes,
-    }
-    if not resp and code == "TOO_LARGE" and q.max_records > M.MIN_RECORDS then
-      q.max_records = math.max(M.MIN_RECORDS, q.max_records // 2)
-      job.log.info("%s: a Bulk results page exceeds %d bytes; asking for %d records per page", object, q.max_bytes, q.max_records)
+    if signal.pending() then drop_ahead(); return stopped() end
+    local resp, err, code, resume
+    if ahead and ahead_loc == locator then
+      resp, err, code, resume = ahead:join()
+      ahead, ahead_loc = nil, nil
     else
-      if not resp then return request_failed(object, "reading Bulk query results", err, code, resume) end
-      if resp.status ~= 200 then
-        local ecode = client_mod.error_code(resp)
-        if may_restart and (resp.status == 404 or ecode == "INVALID_LOCATOR" or ecode == "INVALIDJOBSTATE") then
-          job.log.info("%s: results of Bulk query job %s are gone (HTTP %d %s); starting a new job", object, entry.job,
-            resp.status, tostring(ecode))
-          M.forget(job, object)
-          return "restart"
-        end
-        -- The saved job and locator stay consistent with the checkpoint: the
-        -- next run resumes there (or replaces the job if its results are gone).
-        error(http_error(object, "reading Bulk query results of job " .. entry.job, resp), 0)
+      drop_ahead()
+      resp, err, code, resume = results_request(job, entry, q, locator)
+    end
+    if not resp then drop_ahead(); return request_failed(object, "reading Bulk query results", err, code, resume) end
+    if resp.status ~= 200 then
+      drop_ahead()
+      local ecode = client_mod.error_code(resp)
+      if may_restart and (resp.status == 404 or ecode == "INVALID_LOCATOR" or ecode == "INVALIDJOBSTATE") then
+        job.log.info("%s: results of Bulk query job %s are gone (HTTP %d %s); starting a new job", object, entry.job,
+          resp.status, tostring(ecode))
+        M.forget(job, object)
+        return "restart"
       end
-      locator = commit_results(job, item, ctx, entry, resp)
-      if not locator then return "done" end
+      -- The saved job and locator stay consistent with the checkpoint: the
+      -- next run resumes there (or replaces the job if its results are gone).
+      error(http_error(object, "reading Bulk query results of job " .. entry.job, resp), 0)
+    end
+    local next_loc = locator_of(resp)
+    if q.overlap and next_loc and not ahead then
+      ahead, ahead_loc = flight.spawn(results_request, job, entry, q, next_loc), next_loc
+    end
+    local ok, status, loc = pcall(stream_page, job, item, ctx, q, entry, resp, locator)
+    if resp.stream then resp.stream:close() end
+    if not ok then drop_ahead(); error(status, 0) end
+    if status == "stopped" then drop_ahead(); return stopped() end
+    if status == "retry" then
+      retries = retries + 1
+      if retries >= job.client.max_attempts then
+        drop_ahead()
+        error(string.format("%s: Bulk results of job %s broke off %d times", object, entry.job, retries), 0)
+      end
+      if not job.client:wait(job.client:backoff(retries)) then drop_ahead(); return stopped() end
+    else
+      retries = 0
+      locator = loc
+      if not locator then drop_ahead(); return "done" end
       may_restart = false
     end
   end
@@ -362,7 +470,7 @@ function M.run_object(job, item, ctx)
   local all = ctx.all
   if all == nil then all = not (job.recipe and job.recipe.deletions == false) end
   local q = { op = all and "queryAll" or "query", select_text = table.concat(ctx.select, ", "),
-              max_records = ctx.max_records or M.DEFAULT_MAX_RECORDS, max_bytes = ctx.max_bytes or M.MAX_PAGE_BYTES }
+              max_records = ctx.max_records or M.DEFAULT_MAX_RECORDS, overlap = (ctx.concurrency or 1) > 1 }
   local sleep = ctx.sleep or job.client.sleep or clock.sleep
 
   local entry, info, status, message, resume_at = saved_job(job, object, q)
@@ -379,7 +487,9 @@ function M.run_object(job, item, ctx)
       status, message, resume_at, info = wait_job(job, object, entry.job, ctx, sleep)
       if status ~= "done" then return status, message, resume_at end
     end
-    if ctx.sink.st.total == nil then ctx.sink.st.total = math.tointeger(info.numberRecordsProcessed) end
+    q.processed = math.tointeger(info.numberRecordsProcessed)
+    if ctx.sink.st.total == nil then ctx.sink.st.total = q.processed end
+    if entry.locator == nil then entry.read = 0 end   -- a saved job from before counts began: unchecked
     status, message, resume_at = read_results(job, item, ctx, q, entry, may_restart)
     if status ~= "restart" then return status, message, resume_at end
     entry, info, may_restart = nil, nil, false

@@ -45,6 +45,7 @@ local function run_bulk(job, item, o, sink)
     select = o.compiled.select, soql = plan.query(job, item, o), columns = bulk.columns(o.compiled.select, o.describe),
     mp = o.mp, sink = sink, all = job.recipe.deletions,
     max_records = job.recipe.bulk_max_records, max_wait = job.recipe.bulk_max_wait,
+    concurrency = job.recipe.concurrency,
     progress = function() progress(job, item, sink.st) end,
   })
   if status == "failed" then

@@ -70,6 +70,8 @@ M.schema = S.record {
   bulk_threshold = S.integer { min = 1, default = 50000, doc = "auto mode: switch to Bulk when more records than this are due after the first REST page" },
   bulk_max_records = S.integer { min = 1000, default = 50000, doc = "records per Bulk results page (one API call each)" },
   bulk_max_wait = S.integer { min = 60, default = 21600, doc = "seconds to wait for a Bulk query job to complete" },
+  concurrency = jobs.concurrency_schema,
+  compress_requests = jobs.compress_schema,
   deletions = S.boolean { default = true },
   objects = S.map(S.string { enum = { "Lead", "Contact", "Account", "Opportunity" } },
                   S.one_of { S.boolean {}, object_schema }),
