@@ -40,6 +40,23 @@ class TypeRules(unittest.TestCase):
                                    "c@x.example": (0.29, 12, 7)})
             job.cleanup()
 
+    def test_numbers_stay_exact(self):
+        """integers past 2^53 reach Salesforce exactly (ids, match keys and number fields), through the trigger store"""
+        big = 9007199254740993   # a double would make it ...992
+        with Emulator(["--data", ORG]) as emu:
+            job = Job(emu, recipe(match_field="Ext_Id__c", extra_fields={"Ext_Id__c": Lua("{ id = true }"),
+                                                                        "Big_Number__c": "big", "Score__c": "small"}), [
+                P(big, email="a@x.example", last_name="A", company="C", big=big, small=0.1),
+                P(123456789012345678, email="b@x.example", last_name="B", company="C", big=-big, small=2),
+            ])
+            job.run()
+            got = sorted((r["Ext_Id__c"], r["Big_Number__c"], r["Score__c"]) for r in emu.records("Lead"))
+            self.assertEqual(got, [("123456789012345678", -big, 2), (str(big), big, 0.1)])
+            job.run()   # unchanged: the trigger store knows both (their keys are exact too)
+            self.assertEqual(len(emu.records("Lead")), 2)
+            self.assertEqual(writes(emu), 1, "the second run sends nothing")
+            job.cleanup()
+
     def test_type_mismatch_skips_the_field_only(self):
         """a value of the wrong type is skipped for that field, reported, and the rest is sent"""
         with Emulator(["--data", ORG]) as emu:
