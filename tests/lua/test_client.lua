@@ -215,4 +215,40 @@ do
   t.raises(function() c:url("https://evil.example/") end, "absolute URLs are not accepted", "absolute URLs are refused")
 end
 
+-- Request bodies go gzip-compressed unless the recipe says no; a streamed answer
+-- that is an error is read whole (its errorCode decides), a 2xx stays a stream.
+do
+  local c, _, rec = make { OK, OK }
+  c:request { method = "POST", path = "/composite/sobjects", json = { records = {} } }
+  c:request { path = "/limits" }
+  t.eq(rec.requests[1].gzip, true, "a request with a body asks for gzip")
+  t.eq(rec.requests[2].gzip, false, "a request without a body does not")
+  local c2, _, rec2 = make { OK }
+  c2.gzip = false
+  c2:request { method = "POST", path = "/x", body = "{}" }
+  t.eq(rec2.requests[1].gzip, false, "compress_requests = false sends bodies as they are")
+end
+
+do
+  local finished = 0
+  local function streamed(status, body)
+    return function()
+      return { status = status, headers = { ["content-type"] = "application/json" },
+               stream = { finish = function() finished = finished + 1; return { status = status, body = body } end,
+                          read = function() return nil end, close = function() end } }
+    end
+  end
+  local c, b, rec = make { streamed(503, '[{"errorCode":"SERVER_UNAVAILABLE","message":"x"}]'), streamed(200, "") }
+  local resp = c:request { path = "/jobs/query/1/results", stream = true }
+  t.eq(rec.requests[1].stream, true, "stream = true reaches the transport")
+  t.ok(resp.status == 200 and resp.stream ~= nil and resp.body == nil, "a 2xx streamed answer comes back as a stream")
+  t.eq(finished, 1, "the 503 was read whole before the retry")
+  t.eq(#rec.requests, 2, "... and the call was retried")
+  t.eq(b.run_calls, 1, "... the 503 refunded")
+  local c3 = make { streamed(400, '[{"errorCode":"INVALID_LOCATOR","message":"bad"}]') }
+  local r3 = c3:request { path = "/jobs/query/1/results", stream = true }
+  t.ok(r3.status == 400 and r3.stream == nil and client.error_code(r3) == "INVALID_LOCATOR",
+    "an error answer to a stream request has its body and error code", tostring(r3.body))
+end
+
 t.done()
