@@ -33,7 +33,8 @@
  * A raised error, or ok == false, rejects the field with the error message.
  * derive rejects "not an email address: V" (no '@', empty domain, not a string).
  *
- * Output: one JSON object per record, fields in row order (rows sharing a
+ * Output: one JSON object per record: "_id" (the record's Id, null when it has
+ * none) first, then the fields in row order (rows sharing a
  * `to`: the first that yields a value wins; []string rows merge, de-duplicated),
  * minimal escaping (only '"', '\\' and control characters; UTF-8 verbatim).
  * A record with "IsDeleted": true yields {"_deleted":true,"_object":O,"_id":ID,
@@ -433,7 +434,7 @@ static void map_record(mctx *c, const json_tok *rec)
     sf_mapper *m = c->m;
     const json_tok *del, *ts;
     uint32_t k;
-    int first = 1;
+    int first = 0;  /* "_id" leads every line */
 
     c->rec = rec;
     c->id = NULL;
@@ -463,7 +464,10 @@ static void map_record(mctx *c, const json_tok *rec)
         emit_deleted(c, ts);
         return;
     }
-    mb_addc(c, &m->out, '{');
+    /* Every line leads with the record's Id under the key the deletion events
+     * use, so a consumer can apply an update or a deletion to what it holds. */
+    MB_LIT(c, &m->out, "{\"_id\":");
+    sf_mapper_put_id(c, &m->out);
     for (k = 0; k < m->nslots; k++) emit_slot(c, &m->slots[k], &first, 0);
     MB_LIT(c, &m->out, "}\n");
     c->nrecords++;

@@ -22,7 +22,7 @@ O1 = "006000000000001AAA"
 
 EXPECTED = {
     "salesforce_leads": [
-        {"salesforce_lead_ids": [L1], "email": "Ada@Example.COM", "emaildomains": ["example.com"],
+        {"_id": L1, "salesforce_lead_ids": [L1], "email": "Ada@Example.COM", "emaildomains": ["example.com"],
          "salesforce_lead_company": "Analytical Engines", "salesforce_lead_created_date": "2024-01-10T09:00:00Z",
          "salesforce_lead_first_name": "Ada", "salesforce_lead_has_opted_out_of_email": False,
          "salesforce_lead_industry": "Technology", "salesforce_lead_is_converted": False,
@@ -33,7 +33,7 @@ EXPECTED = {
          "salesforce_lead_salutation": "Ms.", "salesforce_lead_source": "Web",
          "salesforce_lead_status": "Open - Not Contacted", "salesforce_lead_title": "Countess",
          "salesforce_lead_website": "https://engines.example"},
-        {"salesforce_lead_ids": [L2], "salesforce_lead_company": "Ünïcode \"Quotes\" Ltd",
+        {"_id": L2, "salesforce_lead_ids": [L2], "salesforce_lead_company": "Ünïcode \"Quotes\" Ltd",
          "salesforce_lead_converted_date": "2024-03-01T00:00:00Z", "salesforce_lead_created_date": "2024-01-11T09:00:00Z",
          "salesforce_lead_email_bounced_date": "2024-02-15T08:30:00Z",
          "salesforce_lead_email_bounced_reason": "550 mailbox unavailable", "salesforce_lead_first_name": "Zoë",
@@ -44,7 +44,7 @@ EXPECTED = {
          "salesforce_lead_ids": [L3]},
     ],
     "salesforce_contacts": [
-        {"salesforce_contact_ids": [C1], "email": "peter.gibbons@INITECH.example", "emaildomains": ["initech.example"],
+        {"_id": C1, "salesforce_contact_ids": [C1], "email": "peter.gibbons@INITECH.example", "emaildomains": ["initech.example"],
          "salesforce_contact_birthdate": "1970-02-19T00:00:00Z", "salesforce_contact_city": "Austin",
          "salesforce_contact_country": "US", "salesforce_contact_created_date": "2023-06-01T08:00:00Z",
          "salesforce_contact_department": "Engineering", "salesforce_contact_has_opted_out_of_email": False,
@@ -53,7 +53,7 @@ EXPECTED = {
          "salesforce_contact_last_modified_date": "2024-01-07T08:00:00Z", "salesforce_contact_latitude": 30.25,
          "salesforce_contact_longitude": -97.75, "salesforce_contact_salutation": "Mr.",
          "salesforce_contact_title": "Programmer", "salesforce_lead_source": "Word of mouth"},
-        {"salesforce_contact_ids": [C2], "email": "milton@initech.example", "emaildomains": ["initech.example"],
+        {"_id": C2, "salesforce_contact_ids": [C2], "email": "milton@initech.example", "emaildomains": ["initech.example"],
          "salesforce_contact_created_date": "2023-06-02T08:00:00Z",
          "salesforce_contact_email_bounced_reason": "mailbox full",
          "salesforce_contact_has_opted_out_of_email": True, "salesforce_contact_is_email_bounced": True,
@@ -61,7 +61,7 @@ EXPECTED = {
          "salesforce_contact_last_modified_date": "2024-01-08T08:00:00Z"},
     ],
     "salesforce_accounts": [
-        {"salesforce_contact_ids": [C1, C2], "salesforce_account_annual_revenue": 1250000.5,
+        {"_id": A1, "salesforce_contact_ids": [C1, C2], "salesforce_account_annual_revenue": 1250000.5,
          "salesforce_account_billing_city": "Austin", "salesforce_account_billing_country": "United States",
          "salesforce_account_billing_country_code": "US", "salesforce_account_billing_latitude": 30.2672,
          "salesforce_account_billing_longitude": -97.7431, "salesforce_account_billing_postal_code": "73301",
@@ -75,11 +75,11 @@ EXPECTED = {
          "salesforce_account_shipping_state": "Texas", "salesforce_account_shipping_state_code": "TX",
          "salesforce_account_shipping_street": "2 Loop Rd", "salesforce_account_source": "Partner Referral",
          "salesforce_account_type": "Customer - Direct", "salesforce_account_website": "https://initech.example"},
-        {"salesforce_account_created_date": "2023-05-02T12:00:00Z", "salesforce_account_id": A2,
+        {"_id": A2, "salesforce_account_created_date": "2023-05-02T12:00:00Z", "salesforce_account_id": A2,
          "salesforce_account_is_partner": False, "salesforce_account_name": "Lonely Corp"},
     ],
     "salesforce_opportunities": [
-        {"salesforce_contact_ids": [C1, C2], "salesforce_lead_source": "Web", "salesforce_opportunity_amount": 50000,
+        {"_id": O1, "salesforce_contact_ids": [C1, C2], "salesforce_lead_source": "Web", "salesforce_opportunity_amount": 50000,
          "salesforce_opportunity_close_date": "2024-06-30T00:00:00Z",
          "salesforce_opportunity_created_date": "2024-01-15T10:00:00Z", "salesforce_opportunity_fiscal": "2024 2",
          "salesforce_opportunity_fiscal_quarter": "2", "salesforce_opportunity_fiscal_year": 2024,
@@ -140,6 +140,8 @@ class ImportTest(unittest.TestCase):
             self.assertEqual(got, want, stream)
             schema = json.load(open(self.w.path("out", stream + ".schema.json")))
             self.assertEqual(schema["stream"], stream)
+            self.assertEqual(schema["fields"][0]["field"], "_id", "the schema names the record key first")
+            self.assertTrue(all(r.get("_id") for r in got), stream + ": every line carries its record's Id")
             ids = {f["field"]: f for f in schema["fields"]}
             self.assertTrue(all(ids[f]["identity"] for f in ids if f in ("email", "salesforce_contact_ids", "salesforce_lead_ids")))
         self.assertEqual(self.w.read_ndjson("out", "rejects.ndjson"), [])
@@ -198,6 +200,8 @@ class ImportTest(unittest.TestCase):
         r = rows[0]
         self.assertEqual((r["Name"], r["Amount__c"], r["Paid__c"], r["Due_Date__c"]),
                          ("INV-0001", 99.5, False, "2024-02-01T00:00:00Z"))
+        inv = [x for x in self.emu.records("Invoice__c") if x["Name"] == "INV-0001"]
+        self.assertEqual(r["_id"], inv[0]["Id"], "a custom object's line carries its Id although the recipe lists no Id")
 
     def test_uncoercible_value_goes_to_rejects(self):
         """a value that cannot be coerced drops that field only, into rejects.ndjson and the counters"""

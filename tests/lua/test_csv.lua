@@ -407,7 +407,7 @@ do
   local m = mapper.compile({ { sf = "Id", to = "id", type = "string" }, { sf = "AnnualRevenue", to = "rev", type = "number" } }, MOPTS)
   local out, rej = m:map_page(p)
   local r = cjson.decode(rej)
-  t.ok(out == '{"id":"00Q1"}\n' and r.reason == "not a number: 1,5" and r.value == "1,5",
+  t.ok(out == '{"_id":"00Q1","id":"00Q1"}\n' and r.reason == "not a number: 1,5" and r.value == "1,5",
     "a malformed number reaches the mapper as a string and is rejected with a reason", out .. rej)
 end
 

@@ -32,7 +32,10 @@ local function one(row, value_json, o)
   local rec = '{"Id":"00Q1","V":' .. value_json .. "}"
   row.sf = row.sf or (not row.const and "V" or nil)
   local out, rej = run({ row }, { rec }, o)
-  return out:gsub("\n$", ""), rej
+  -- every line leads with the record's Id; the rest is the row's field
+  local line = out:gsub("\n$", "")
+  local rest = line:match('^{"_id":"00Q1",?(.*)$')
+  return rest and ("{" .. rest) or line, rej
 end
 
 -- check(type, input JSON, expected field JSON | REJECT(reason) | OMIT)
@@ -328,35 +331,35 @@ do
   local out = map1({ { sf = "RecordType.Name", to = "rt", type = "string" },
                      { sf = "Owner.Name", to = "owner", type = "string" },
                      { sf = "Missing.Name", to = "missing", type = "string" } })
-  t.eq(out, '{"rt":"Partner Lead"}', "parent path: object -> field; null or missing parent -> omitted")
+  t.eq(out, '{"_id":"00Q1","rt":"Partner Lead"}', "parent path: object -> field; null or missing parent -> omitted")
 end
 do
   local out = map1({ { sf = "Contacts.Id", to = "cids", type = "[]string" },
                      { sf = "Cases.Id", to = "case_ids", type = "[]string" },
                      { sf = "Contacts.Account.Name", to = "accounts", type = "[]string" } })
-  t.eq(out, '{"cids":["003A","003B"],"accounts":["Acme"]}',
+  t.eq(out, '{"_id":"00Q1","cids":["003A","003B"],"accounts":["Acme"]}',
        "child subquery: values of each child record; null subquery omitted; parent paths inside children")
 end
 do
   local out, rej = map1({ { sf = "Contacts.Id", to = "cid", type = "string" } })
-  t.eq(out, "{}", "a child subquery mapped to a scalar type is rejected")
+  t.eq(out, '{"_id":"00Q1"}', "a child subquery mapped to a scalar type is rejected")
   t.eq(cjson.decode(rej).reason, "expected a scalar for string", "... with the string rule's reason")
   t.eq(cjson.encode(cjson.decode(rej).value), '["003A","003B"]', "... and the values as an array")
 end
 do
   local out = map1({ { sf = { "LeadSource", "Other__c", "FirstName" }, to = "src", type = "string" } })
-  t.eq(out, '{"src":"Partner"}', "several sources: the first non-null value (combine first)")
+  t.eq(out, '{"_id":"00Q1","src":"Partner"}', "several sources: the first non-null value (combine first)")
   local out2 = map1({ { sf = { "LeadSource", "Nope" }, to = "src", type = "string" } })
-  t.eq(out2, "{}", "several sources all null or missing: omitted")
+  t.eq(out2, '{"_id":"00Q1"}', "several sources all null or missing: omitted")
   local out3 = map1({ { sf = { "Tags__c", "Extra__c", "FirstName", "Other__c", "Contacts.Id" }, to = "all",
                         type = "[]string", combine = "all" } })
-  t.eq(out3, '{"all":["x","y","z","Ann","Partner","003A","003B"]}',
+  t.eq(out3, '{"_id":"00Q1","all":["x","y","z","Ann","Partner","003A","003B"]}',
        "combine all: every value of every source, de-duplicated, order kept")
 end
 do
   local out, rej = map1({ { sf = "Email", to = "domain", type = "string", derive = "emaildomain" },
                           { sf = "Email", to = "domains", type = "[]string", derive = "emaildomain" } })
-  t.eq(out, '{"domain":"sub.example.com","domains":["sub.example.com"]}', "derive emaildomain: lower-cased domain")
+  t.eq(out, '{"_id":"00Q1","domain":"sub.example.com","domains":["sub.example.com"]}', "derive emaildomain: lower-cased domain")
   t.eq(rej, "", "no rejects for a valid email")
   check("string", '"a@b@Example.org"', '"example.org"', "emaildomain takes the part after the last @",
         { derive = "emaildomain" })
@@ -369,7 +372,7 @@ end
 do
   local out = map1({ { const = "now", to = "salesforce_last_user_imported", type = "date" },
                      { const = "now", to = "s", type = "string" } })
-  t.eq(out, '{"salesforce_last_user_imported":"2026-11-23T12:00:00Z","s":"2026-11-23T12:00:00Z"}',
+  t.eq(out, '{"_id":"00Q1","salesforce_last_user_imported":"2026-11-23T12:00:00Z","s":"2026-11-23T12:00:00Z"}',
        "const now: opts.now, coerced by the row type")
 end
 
@@ -388,7 +391,7 @@ do
     { sf = "IsDeleted", to = "deleted", type = "bool" },
   }
   local out, rej, st = map1(rows)
-  t.eq(out, '{"salesforce_lead_ids":["00Q1"],"email":"Ann.Lee@Sub.Example.COM","emaildomains":["sub.example.com"],'
+  t.eq(out, '{"_id":"00Q1","salesforce_lead_ids":["00Q1"],"email":"Ann.Lee@Sub.Example.COM","emaildomains":["sub.example.com"],'
     .. '"salesforce_last_user_imported":"2026-11-23T12:00:00Z","salesforce_lead_first_name":"Ann",'
     .. '"salesforce_lead_number_of_employees":12,"salesforce_lead_record_type":"Partner Lead",'
     .. '"salesforce_lead_last_modified_date":"2024-01-15T10:30:00Z","deleted":false}',
@@ -403,12 +406,12 @@ do
   local out = map1({ { sf = "LastName", to = "name", type = "string" },
                      { sf = "FirstName", to = "name", type = "string" },
                      { sf = "Other__c", to = "name", type = "string" } })
-  t.eq(out, '{"name":"Ann"}', "same `to`: the first row with a value wins")
+  t.eq(out, '{"_id":"00Q1","name":"Ann"}', "same `to`: the first row with a value wins")
   local out2 = map1({ { sf = "Tags__c", to = "tags", type = "[]string" },
                       { sf = "FirstName", to = "x", type = "string" },
                       { sf = "Extra__c", to = "tags", type = "[]string" },
                       { sf = "Other__c", to = "tags", type = "string" } })
-  t.eq(out2, '{"tags":["x","y","z"],"x":"Ann"}',
+  t.eq(out2, '{"_id":"00Q1","tags":["x","y","z"],"x":"Ann"}',
        "same `to` with []string rows: values merge de-duplicated at the first row's position")
 end
 
@@ -428,7 +431,7 @@ do
                          { sf = "Contacts.Id", to = "ids2", type = "[]string" } }, { rec })
   local rest = {}
   for _, id in ipairs(want) do if id ~= '"c03"' and id ~= '"c24"' then rest[#rest + 1] = id end end
-  t.eq(out, '{"ids":[' .. table.concat(want, ",") .. ',"new"],"ids2":["c03","new","c24",' .. table.concat(rest, ",")
+  t.eq(out, '{"_id":"1","ids":[' .. table.concat(want, ",") .. ',"new"],"ids2":["c03","new","c24",' .. table.concat(rest, ",")
     .. ']}\n',
     "long lists de-duplicate in order; a rejected row adds nothing to a merged field")
   t.eq(select(2, rej:gsub("\n", "")), 2, "each rejected row makes one reject line")
@@ -440,7 +443,7 @@ do
                  { sf = "C", to = "c", type = "string" } }
   local out = run(rows, { '{"Id":"1","A":"a1","B":1,"C":"c1"}', '{"Id":"2","C":"c2","B":2,"A":"a2"}',
                           '{"Id":"3","B":3}', '{"Id":"4","A":"a4","X":0,"C":"c4","B":4}', '{"Id":"5","\\u0041":"esc"}' })
-  t.eq(out, '{"a":"a1","b":1,"c":"c1"}\n{"a":"a2","b":2,"c":"c2"}\n{"b":3}\n{"a":"a4","b":4,"c":"c4"}\n{"a":"esc"}\n',
+  t.eq(out, '{"_id":"1","a":"a1","b":1,"c":"c1"}\n{"_id":"2","a":"a2","b":2,"c":"c2"}\n{"_id":"3","b":3}\n{"_id":"4","a":"a4","b":4,"c":"c4"}\n{"_id":"5","a":"esc"}\n',
        "field lookup is right whatever the field order, and for escaped keys")
 end
 
@@ -456,7 +459,7 @@ do
                  { sf = { "W", "X" }, to = "all", type = "[]string", combine = "all" },
                  { sf = "Y", to = "y", type = "string" } }
   local out, rej, st = run(rows, { '{"Id":"00Q9","V":12.5,"W":"' .. long .. '","X":"1,5","Y":{"a":[1]}}' })
-  t.eq(out, '{"id":"00Q9","all":["' .. long .. '","1,5"]}\n', "a rejected field is left out; the record is kept")
+  t.eq(out, '{"_id":"00Q9","id":"00Q9","all":["' .. long .. '","1,5"]}\n', "a rejected field is left out; the record is kept")
   local lines = {}
   for line in rej:gmatch("[^\n]+") do lines[#lines + 1] = line end
   t.eq(#lines, 4, "one reject line per rejected field")
@@ -481,7 +484,9 @@ do
 end
 do
   local out, rej = run({ { sf = "Id", to = "id", type = "string" } }, { '{"Id":"1"}', '[1]', '"x"' })
-  t.eq(out, '{"id":"1"}\n', "a record that is not an object yields no line")
+  t.eq(out, '{"_id":"1","id":"1"}\n', "a record that is not an object yields no line")
+  local out2 = run({ { sf = "Email", to = "email", type = "string" } }, { '{"Email":"a@b.c"}', '{"Id":7,"Email":"d@e.f"}' })
+  t.eq(out2, '{"_id":null,"email":"a@b.c"}\n{"_id":null,"email":"d@e.f"}\n', "every line leads with _id; null when the record has no string Id")
   t.eq(rej, '{"stream":"salesforce_leads","object":"Lead","id":null,"field":null,"source":null,"value":[1],'
     .. '"reason":"record is not an object"}\n{"stream":"salesforce_leads","object":"Lead","id":null,"field":null,'
     .. '"source":null,"value":"x","reason":"record is not an object"}\n', "... but a reject line")
@@ -508,7 +513,7 @@ do
   for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
   t.eq(lines[1], '{"_deleted":true,"_object":"Lead","_id":"00Q1","_deleted_at":"2024-01-16T01:45:10.500Z",'
     .. '"salesforce_lead_ids":["00Q1"],"lead_id":"00Q1"}', "a deleted record yields a deletion event with identity Id rows")
-  t.eq(lines[2], '{"salesforce_lead_ids":["00Q2"],"lead_id":"00Q2","email":"d@e.f","first":"B","not_identity":"00Q2"}',
+  t.eq(lines[2], '{"_id":"00Q2","salesforce_lead_ids":["00Q2"],"lead_id":"00Q2","email":"d@e.f","first":"B","not_identity":"00Q2"}',
        "IsDeleted false maps normally")
   t.eq(lines[3], '{"_deleted":true,"_object":"Lead","_id":"00Q3","_deleted_at":null,"salesforce_lead_ids":["00Q3"],'
     .. '"lead_id":"00Q3"}', "a deletion without a timestamp has _deleted_at null")
@@ -551,7 +556,7 @@ do
     { sf = "FirstName", to = "inf", type = "number", transform = function() return math.huge end },
   }
   local out, rej, st = map1(rows)
-  t.eq(out, '{"upper":"ANN","full":"Ann Ann.Lee@Sub.Example.COM Partner Lead","count":2,"n2":24,'
+  t.eq(out, '{"_id":"00Q1","upper":"ANN","full":"Ann Ann.Lee@Sub.Example.COM Partner Lead","count":2,"n2":24,'
     .. '"tags":["x","y","w"],"kids":["2","003A"]}',
     "transform results are coerced; nil drops the field; record passed to functions taking it")
   t.eq(type(seen_rec), "table", "the record argument is the decoded record")
@@ -578,7 +583,7 @@ do
                           { sf = "LastName", to = "c", type = "string", transform = function(v) return v end },
                           { sf = "FirstName", to = "d", type = "string" } },
                         { call = wrap })
-  t.eq(out, '{"a":"Ann!","d":"Ann"}', "opts.call wraps every transform call")
+  t.eq(out, '{"_id":"00Q1","a":"Ann!","d":"Ann"}', "opts.call wraps every transform call")
   t.eq(calls, 2, "opts.call is not called for null values or rows without transform")
   t.eq(cjson.decode(rej).reason, "cpu limit exceeded", "opts.call returning false rejects with its message")
 end
@@ -597,7 +602,7 @@ do
                           { sf = "FirstName", to = "t", type = "string", transform = function(v) return v .. "+" end },
                           { sf = "IsDeleted", to = "b", type = "bool" } },
                         { types = types })
-  t.eq(out, '{"s":"<Ann>","l":["L",2],"t":"<Ann+>","b":false}',
+  t.eq(out, '{"_id":"00Q1","s":"<Ann>","l":["L",2],"t":"<Ann+>","b":false}',
        "opts.types replaces the C rule of that type (after transforms); other types stay in C")
   local reasons = {}
   for line in rej:gmatch("[^\n]+") do reasons[#reasons + 1] = cjson.decode(line).reason end
@@ -616,7 +621,7 @@ do
   m = mapper.compile(rows, opts())
   p = mkpage({ REC })
   local out, rej = m:map_page(p)
-  t.eq(out, '{"d":"Ann"}\n', "a transform cannot re-enter map_page, close the page or close the mapper")
+  t.eq(out, '{"_id":"00Q1","d":"Ann"}\n', "a transform cannot re-enter map_page, close the page or close the mapper")
   local reasons = {}
   for line in rej:gmatch("[^\n]+") do reasons[#reasons + 1] = cjson.decode(line).reason end
   t.ok(reasons[1]:find("called from inside map_page", 1, true) and reasons[2]:find("being mapped", 1, true)

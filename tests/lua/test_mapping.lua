@@ -196,6 +196,10 @@ do -- errors name the mapping, the operation and the field
   t.raises(try { types = { date = 1 } }, "types.date must be a function", "a type rule that is not a function raises")
   t.raises(try { rename = { salesforce_lead_title = "salesforce_lead_phone" } },
            "rename: user field 'salesforce_lead_phone' is already mapped", "renaming onto a mapped field raises")
+  t.raises(try { add = { { sf = "Id", to = "_id", type = "string" } } }, "add[1]: to '_id' is reserved",
+           "a row may not write _id (every line carries the record's Id there)")
+  t.raises(try { rename = { salesforce_lead_title = "_id" } }, "rename: 'salesforce_lead_title': to '_id' is reserved",
+           "a rename may not write _id either")
   t.raises(try { rename = { salesforce_lead_title = "x", salesforce_lead_phone = "x" } },
            "rename: two user fields renamed to 'x'", "two renames onto one name raise")
   t.raises(try { add = { { sf = "Rating", to = "salesforce_lead_title", type = "string" } } },

@@ -246,8 +246,15 @@ local function check_requested(job, item, describe, compiled)
   end
 end
 
+-- The key every line of every stream carries (sf.mapper writes it first): the
+-- record's Salesforce Id, as in the deletion events.
+M.ID_FIELD = { field = "_id", type = "string", identity = false,
+               description = "Salesforce: record Id (the key of updates and of deletion events)" }
+
 local function write_schema(job, item, compiled)
-  local doc = { stream = item.stream, object = item.object, fields = compiled.schema }
+  local fields = { M.ID_FIELD }
+  for _, f in ipairs(compiled.schema) do fields[#fields + 1] = f end
+  local doc = { stream = item.stream, object = item.object, fields = fields }
   local ok, err = fs.write_atomic(job.out_dir .. "/" .. item.stream .. ".schema.json", cjson.encode(doc) .. "\n")
   if not ok then error("schema for " .. item.stream .. ": " .. tostring(err), 0) end
 end

@@ -154,6 +154,8 @@ function M.customize(m, custom)
     for old, new in pairs(custom.rename) do
       need_field(fail, out, "rename", old)
       if type(new) ~= "string" or new == "" then fail("rename: the new name of '%s' must be a non-empty string", old) end
+      local problem = schema.to_problem(new)
+      if problem then fail("rename: '%s': %s", old, problem) end
       renames[old] = new
     end
     local before, after = {}, {}

@@ -28,7 +28,8 @@ M.TYPES = require("sf.mapper").TYPES
 -- for in `source` (const_names: then that source is not checked).
 -- internal: set by sf.mapping itself, never by a recipe.
 M.ROW = {
-  { key = "to",          kind = "name",     required = true },  -- the user field it fills
+  { key = "to",          kind = "name",     required = true,    -- the user field it fills
+    reserved = { _id = "every stream line carries the record's Salesforce Id as _id" } },
   { key = "type",        kind = "enum",     required = true, values = M.TYPES },
   { key = "source",      kind = "raws",     feed = true, const_names = true },  -- raw field(s) of `sources`
   { key = "sf",          kind = "paths",    feed = true },      -- Salesforce field path(s)
@@ -94,6 +95,7 @@ local function key_problem(spec, v, m)
   local k, kind = spec.key, spec.kind
   if kind == "name" then
     if type(v) ~= "string" or v == "" then return "'" .. k .. "' must be a non-empty string" end
+    if spec.reserved and spec.reserved[v] then return string.format("%s %s is reserved: %s", k, quote(v), spec.reserved[v]) end
   elseif kind == "enum" then
     if not spec.set[v] then return string.format("%s %s is not one of %s", k, quote(v), table.concat(spec.values, ", ")) end
   elseif kind == "paths" then
@@ -114,6 +116,9 @@ local function key_problem(spec, v, m)
     return k .. " must be a " .. kind
   end
 end
+
+-- What is wrong with v as a row's `to` (nil: nothing): also for renames.
+function M.to_problem(v) return key_problem(ROW_KEY.to, v) end
 
 -- The rules across a row's keys (nil: none broken).
 local function row_problem(row)
