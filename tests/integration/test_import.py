@@ -288,10 +288,19 @@ class ImportTest(unittest.TestCase):
 
     def test_bad_since_and_timestamp_field(self):
         """a malformed since, or a timestamp field that is not a datetime, is a recipe error (exit 2)"""
-        path = self.w.write("job.lua", recipe('{ Lead = { since = "2024-01-01T10" } }'))
+        before = self.emu.stats()["requests"]
+        for bad in ("2024-01-01T10", "2024-13-01", "2023-02-29", "2024-04-31", "2024-01-01T25:00:00Z",
+                    "2024-01-01T10:60:00Z", "2024-01-01T10:00:00+25:00", "2024-01-01T10:00:00+02:99"):
+            path = self.w.write("job.lua", recipe('{ Lead = { since = "%s" } }' % bad))
+            p = run(path, self.env)
+            self.assertEqual(p.returncode, 2, bad + ": " + p.stderr)
+            self.assertRegex(p.stderr, r"job\.lua:11: objects\.Lead\.since: not a date or datetime: " + re.escape(bad))
+        path = self.w.write("job.lua", recipe('nil', extra='custom_objects = { { object = "Invoice__c", '
+                                              'fields = { "Name" }, stream = "inv", since = "2024-02-30" } },'))
         p = run(path, self.env)
         self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertRegex(p.stderr, r"job\.lua:\d+: objects\.Lead\.since: not a date or datetime")
+        self.assertRegex(p.stderr, r"job\.lua:\d+: custom_objects\[1\]\.since: not a date or datetime: 2024-02-30")
+        self.assertEqual(self.emu.stats()["requests"], before, "a recipe error is found before any call")
         path = self.w.write("job2.lua", recipe('{ Lead = { timestamp_field = "ConvertedDate" } }', name="t2"))
         p = run(path, self.env)
         self.assertEqual(p.returncode, 2, p.stderr)

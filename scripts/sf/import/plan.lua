@@ -34,10 +34,17 @@ M.DESCRIBE_TTL = 24 * 3600
 -- ---------------------------------------------------------------------------
 -- The recipe
 
-local since_pattern = "^%d%d%d%d%-%d%d%-%d%d[T%d:%.Z+%-]*$"
+-- A recipe's `since`: a real date or datetime (the import's date rule,
+-- mappings/types.lua: calendar, time of day and offset checked), else a recipe
+-- error naming file:line.
+local date_rule = require("mappings.types").date
+local function check_since(v)
+  if date_rule(v) then return true end
+  return false, "not a date or datetime: " .. v .. " (e.g. 2024-01-15, 2024-01-15T10:30:00Z or 2024-01-15T10:30:00+02:00)"
+end
 
 local object_schema = S.record {
-  since = S.string { pattern = since_pattern, doc = "oldest record to import (date or datetime, UTC unless an offset is given)" },
+  since = S.string { check = check_since, doc = "oldest record to import (date or datetime, UTC unless an offset is given)" },
   timestamp_field = S.string { default = "LastModifiedDate", pattern = "^[%a][%w_]*$", doc = "a datetime field's API name such as LastModifiedDate or SystemModstamp" },
   additional_fields = S.list(S.string { pattern = "^[%a][%w_%.]*$", doc = "a field API name such as Rating, or a parent's field such as Owner.Email" }),
   mapping = mapping.recipe_custom,
@@ -50,7 +57,7 @@ local custom_object_schema = S.record {
   fields = S.list(S.string { pattern = "^[%a][%w_%.]*$", doc = "a field API name such as Rating, or a parent's field such as Owner.Email" }, { required = true, min = 1 }),
   stream = S.string { required = true, pattern = "^[%w_%-]+$", doc = "a stream name of letters, digits, _ and -, such as crm_invoices" },
   timestamp_field = S.string { default = "LastModifiedDate", pattern = "^[%a][%w_]*$", doc = "a datetime field's API name such as LastModifiedDate or SystemModstamp" },
-  since = S.string { pattern = since_pattern, doc = "a date or datetime such as 2024-01-15 or 2024-01-15T10:30:00Z" },
+  since = S.string { check = check_since, doc = "a date or datetime such as 2024-01-15 or 2024-01-15T10:30:00Z" },
   mapping = mapping.recipe_custom,
   mode = S.string { enum = { "rest", "bulk", "auto" } },
 }
@@ -84,21 +91,11 @@ M.schema = S.record {
 -- ---------------------------------------------------------------------------
 -- The query
 
--- "2024-01-15" / "2024-01-15T10:30:00Z" / "...+0200" -> a SOQL datetime literal.
+-- "2024-01-15" / "2024-01-15T10:30:00Z" / "...+0200" / Salesforce's
+-- "2024-01-15T10:30:00.000+0000" -> a SOQL datetime literal (UTC, "...Z"), or
+-- nil when it is no date.
 local function soql_datetime(s)
-  local date, rest = s:match("^(%d%d%d%d%-%d%d%-%d%d)(.*)$")
-  if not date then return nil end
-  if rest == "" then return date .. "T00:00:00Z" end
-  local time, frac, zone = rest:match("^T(%d%d:%d%d:%d%d)(%.?%d*)(.*)$")
-  if not time then return nil end
-  if frac:match("^%.0*$") then frac = "" end
-  if zone == "" or zone == "Z" or zone == "+0000" or zone == "+00:00" then zone = "Z"
-  else
-    local sign, hh, mm = zone:match("^([+-])(%d%d):?(%d%d)$")
-    if not sign then return nil end
-    zone = sign .. hh .. ":" .. mm
-  end
-  return date .. "T" .. time .. frac .. zone
+  return (date_rule(s))
 end
 M.soql_datetime = soql_datetime
 
@@ -158,15 +155,9 @@ local function list(r)
 end
 
 -- The planned objects of a validated recipe; raises a recipe error (exit 2)
--- for a `since` that is no date and for a recipe that names no object.
+-- for a recipe that names no object.
 function M.items(job)
   local items = list(job.recipe)
-  for _, item in ipairs(items) do
-    if item.since and not soql_datetime(item.since) then
-      error(recipe.error_at(job.ctx, item.path .. ".since",
-        "not a date or datetime: " .. item.since .. " (e.g. 2024-01-15 or 2024-01-15T10:30:00Z)"), 0)
-    end
-  end
   if #items == 0 then
     error(recipe.error_at(job.ctx, "objects", "nothing to import: name at least one object or custom object"), 0)
   end
