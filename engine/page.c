@@ -4,6 +4,8 @@
  *   local p, err, code = page.parse(body)  -- body: raw JSON of /query or /queryAll
  *       -- malformed JSON:        nil, "malformed JSON at byte N: <what>", "JSON"
  *       -- JSON but not a page:   nil, "not a query response: <what>", "PAGE"
+ *       --   (also done:false without a nextRecordsUrl path: more is due but
+ *       --   unreachable, so the page is refused rather than taken as the last)
  *   p.total_size   -- totalSize (integer), nil when absent
  *   p.done         -- boolean (absent: true unless nextRecordsUrl is given)
  *   p.next_url     -- nextRecordsUrl, or nil on the last page
@@ -239,6 +241,13 @@ static int l_parse(lua_State *L)
         goto fail;
     }
     p->done = dtok >= 0 ? p->toks[dtok].type == JSON_TRUE : p->next_tok < 0;
+    if (!p->done && (p->next_tok < 0 || p->toks[p->next_tok].end == p->toks[p->next_tok].start
+                     || body[p->toks[p->next_tok].start] != '/')) {
+        /* A page that says there is more but gives no way to it is not the
+         * last page: taking it as one would end the read silently short. */
+        err = "done is false but nextRecordsUrl is missing, empty or not a path";
+        goto fail;
+    }
 
     if (p->toks[rtok].size > 0) {
         uint32_t n = p->toks[rtok].size;

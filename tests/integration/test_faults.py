@@ -101,6 +101,28 @@ class Faults(unittest.TestCase):
             finally:
                 job.cleanup()
 
+    def test_query_page_without_next_url(self):
+        """a page that says done:false with no usable nextRecordsUrl (missing, null, empty) is an error that keeps
+        the checkpoint where it was (exit 1); the next run imports every Lead exactly once"""
+        for kind in ("missing", "null", "empty"):
+            with ORG.emulator(["--query-fault", kind, "--query-fault-skip", "3"]) as emu:
+                job = Job(emu, "t", import_recipe("t", objects="{ Lead = {} }"))
+                try:
+                    p = job.run()
+                    self.assertEqual(p.returncode, 1, kind + ": " + p.stderr)
+                    self.assertIn("done is false but nextRecordsUrl is missing", p.stderr)
+                    self.assertEqual(emu.stats()["injected"].get("query_" + kind), 1)
+                    lines = job.w.read_ndjson("out", "salesforce_leads.ndjson")
+                    self.assertEqual(len(lines), 3 * 200, kind + ": the three intact pages, not the damaged one")
+                    self.assertEqual(job.state()["cursors"]["Lead"]["id"], lines[-1]["_id"],
+                                     kind + ": the checkpoint is the last intact page's")
+                    job.run(check=0)
+                    ids = [r["_id"] for r in job.w.read_ndjson("out", "salesforce_leads.ndjson")]
+                    self.assertEqual(sorted(ids), sorted(r["Id"] for r in emu.records("Lead")),
+                                     kind + ": every Lead of the org exactly once")
+                finally:
+                    job.cleanup()
+
     def test_org_limit_reached_mid_run(self):
         """the org's limit is reached mid-run (403): exit 3, 'paused: ... resumes at' +24 h; an earlier start
         sends nothing; 24 h later the run completes: identical output, calls equal"""

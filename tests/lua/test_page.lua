@@ -94,6 +94,16 @@ fails('{"records":{}}', "PAGE", "records must be an array", "records as an objec
 fails('{"records":[],"done":"yes"}', "PAGE", "done must be a boolean", "a non-boolean done")
 fails('{"records":[],"totalSize":"3"}', "PAGE", "totalSize must be a number", "a string totalSize")
 fails('{"records":[],"nextRecordsUrl":5}', "PAGE", "nextRecordsUrl must be a string", "a numeric nextRecordsUrl")
+-- A page that says there is more is not the end (issue 13): done:false needs a path to the rest.
+for _, c in ipairs {
+  { '{"totalSize":3030,"done":false,"records":[{"Id":"1"}]}', "missing" },
+  { '{"totalSize":3030,"done":false,"nextRecordsUrl":null,"records":[]}', "null" },
+  { '{"totalSize":3030,"done":false,"nextRecordsUrl":"","records":[]}', "empty" },
+  { '{"totalSize":3030,"done":false,"nextRecordsUrl":"query/01g-2000","records":[]}', "not a path" },
+} do
+  fails(c[1], "PAGE", "done is false but nextRecordsUrl is missing, empty or not a path",
+        "done:false with a " .. c[2] .. " nextRecordsUrl is refused, not taken as the last page")
+end
 t.raises(function() page.parse(nil) end, "string expected", "parse(nil) raises")
 
 -- the page keeps its body alive
