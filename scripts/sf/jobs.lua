@@ -31,7 +31,9 @@ local cjson = require "cjson.safe"
 
 local M = {}
 
-M.EXIT = { done = 0, failed = 1, usage = 2, paused = 3, stopped = 4 }
+-- invalid: the run went on with the other objects, but one failed on its
+-- recipe (a field it names that the org no longer has): exit 2.
+M.EXIT = { done = 0, failed = 1, usage = 2, invalid = 2, paused = 3, stopped = 4 }
 
 -- The recipe's `auth` table (sf.credentials: flows, environment conventions).
 M.auth_schema = credentials.schema
@@ -241,6 +243,11 @@ function M.loop(job, run_once)
       if count == 1 or type(status) ~= "string" then error(status, 0) end
       job.log.error("run failed: %s", status)
       status, message = "failed", status
+    end
+    if status == "invalid" and count == 1 then
+      save_budget(job)   -- a recipe error in the process's first run: a configuration error should not loop
+      job.log.error("%s", message)
+      return M.EXIT.invalid
     end
     if status == "stopped" then
       save_budget(job)

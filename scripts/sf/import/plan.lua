@@ -227,6 +227,8 @@ local function check_requested(job, item, describe, compiled)
     if requested[f] then
       local names = {}
       for _, d in ipairs(describe.fields or {}) do names[#names + 1] = d.name end
+      -- Described again next run, so the job heals as soon as the field is back.
+      M.forget_describe(job, item.object)
       local best = recipe.closest(f, names)
       local hint = best and (" (did you mean " .. best .. "?)") or ""
       error(recipe.error_at(job.ctx, item.path .. key, item.object .. " has no field " .. f .. hint), 0)
@@ -248,6 +250,11 @@ local function write_schema(job, item, compiled)
   local doc = { stream = item.stream, object = item.object, fields = fields }
   local ok, err = fs.write_atomic(job.out_dir .. "/" .. item.stream .. ".schema.json", cjson.encode(doc) .. "\n")
   if not ok then error("schema for " .. item.stream .. ": " .. tostring(err), 0) end
+end
+
+-- Drops the cached describe of an object (its next plan describes it again).
+function M.forget_describe(job, object)
+  fs.remove(jobs.describe_path(job, object))
 end
 
 -- One object planned against the org: its describe (cached a day), the

@@ -46,6 +46,9 @@ function M.run(job, item, o, sink, opts)
       restarts = 0
       if resp.status ~= 200 then
         local ecode, emsg = client_mod.error_code(resp)
+        -- A field the cached describe still lists is gone (an admin removed
+        -- it): the next run plans the object against the org as it is now.
+        if ecode == "INVALID_FIELD" then plan.forget_describe(job, item.object) end
         error(string.format("%s: query failed: HTTP %d %s: %s", item.object, resp.status, tostring(ecode),
           tostring(emsg or resp.body:sub(1, 300))), 0)
       end
