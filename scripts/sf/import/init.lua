@@ -17,7 +17,7 @@ local sink_mod = require "sf.import.sink"
 local rest = require "sf.import.rest"
 local bulk = require "sf.import.bulk"
 local events = require "sf.events"
-local recipe = require "sf.recipe"
+local failure = require "sf.import.failure"
 
 local M = {}
 
@@ -92,39 +92,10 @@ local function run_object(job, item)
   ok, status, message, resume_at = pcall(fetch, job, item, o, sink)
   sink:close()
   job.log.progress(item.object, nil)
-  if not ok then
-    st.failed = true
-    error(status, 0)
-  end
+  if not ok then error(status, 0) end
   events.emit("object_end", { object = item.object, stream = item.stream, status = status, records = st.records,
     deletions = st.deleted, rejects = st.rejected, pages = st.pages, api_calls = job.budget.run_calls - calls })
   return status, message, resume_at
-end
-
--- One object whose failure is its own: an error raised for it (a query
--- Salesforce refuses, e.g. 400 INVALID_FIELD after an admin removed a field;
--- a page that cannot be read; a field the recipe names but the org no longer
--- has) fails that object only. Nothing of it past its last checkpoint counts:
--- its stream file is cut back on the next start, the shared rejects file now
--- (so the next object's checkpoint cannot adopt those bytes). The next run
--- retries it from its own checkpoint. Returns run_object's status triple, or
--- "failed", reason.
-local function run_isolated(job, item)
-  local calls = job.budget.run_calls
-  local ok, status, message, resume_at = pcall(run_object, job, item)
-  if ok then return status, message, resume_at end
-  local err = status
-  local reason = recipe.is_error(err) and err.message or tostring(err)
-  local kept = job.state:output_size("rejects.ndjson") or 0
-  if job.rejects:size() > kept then assert(job.rejects:truncate(kept)) end
-  job.failures[#job.failures + 1] = { object = item.object, stream = item.stream, reason = reason,
-                                      recipe_error = recipe.is_error(err) or nil }
-  job.stats[item.stream] = job.stats[item.stream] or { records = 0, deleted = 0, rejected = 0, pages = 0 }
-  job.stats[item.stream].failed = reason
-  job.log.error("%s failed: %s (the other objects go on; it is retried from its checkpoint next run)", item.object, reason)
-  events.emit("object_end", { object = item.object, stream = item.stream, status = "failed", message = reason,
-    api_calls = job.budget.run_calls - calls })
-  return "failed", reason
 end
 
 -- The run's summary (the history line): also of a run that failed part
@@ -138,40 +109,15 @@ local function summarize(job, status, message)
   for _, item in ipairs(job.plan) do
     local st = (job.stats or {})[item.stream]
     if st then
-      summary.streams[item.stream] = { records = st.records, deletions = st.deleted, rejects = st.rejected, pages = st.pages,
-                                       failed = type(st.failed) == "string" and st.failed or nil }
+      summary.streams[item.stream] = { records = st.records, deletions = st.deleted, rejects = st.rejected, pages = st.pages }
     end
   end
-  local failures = job.failures or {}
-  if #failures > 0 then
-    summary.failed_objects = {}
-    for i, f in ipairs(failures) do
-      summary.failed_objects[i] = { object = f.object, stream = f.stream, reason = f.reason }
-      summary.lines = summary.lines or {}
-      summary.lines[#summary.lines + 1] = string.format("%s FAILED: %s", f.stream, f.reason)
-    end
-  end
-  return summary
+  return failure.summarize(job, summary)
 end
 
--- The run's status when objects failed: "failed" (exit 1) with a message
--- naming them, or "invalid" (exit 2) when one failed on its recipe (a field
--- the recipe names that the org no longer has); a pause or stop stays what it is.
-local function failed_status(job, status, message)
-  local failures = job.failures
-  if #failures == 0 or (status ~= "done" and status ~= "failed") then return status, message end
-  local names, invalid = {}, false
-  for i, f in ipairs(failures) do
-    names[i] = f.object
-    invalid = invalid or f.recipe_error == true
-  end
-  local msg = string.format("%d of %d objects failed (%s): %s", #failures, #job.plan, table.concat(names, ", "),
-    failures[1].reason)
-  return invalid and "invalid" or "failed", msg
-end
-
--- One pass over every planned object. Returns status ("done", "paused",
--- "stopped"), message, resume_at.
+-- One pass over every planned object (an object's own failure does not end
+-- it: sf.import.failure). Returns status ("done", "failed", "invalid",
+-- "paused", "stopped"), message, resume_at.
 function M.run_once(job)
   job.now_iso = iso_now(clock.now())
   job.stats = {}
@@ -179,14 +125,14 @@ function M.run_once(job)
   job.failures = {}
   local status, message, resume_at = "done", nil, nil
   for _, item in ipairs(job.plan) do
-    status, message, resume_at = run_isolated(job, item)
+    status, message, resume_at = failure.run(job, item, run_object)
     if status ~= "done" and status ~= "failed" then break end   -- a budget pause or a stop ends the run
   end
   job.rejects:close()
   job.state:set("budget", job.budget:dump())
   job.state:set("runs", (job.state:get("runs") or 0) + 1)
   job.state:checkpoint()
-  status, message = failed_status(job, status, message)
+  status, message = failure.status(job, status, message)
   job.summary = summarize(job, status == "invalid" and "failed" or status, message)
   return status, message, resume_at
 end

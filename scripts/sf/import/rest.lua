@@ -16,6 +16,7 @@ local page = require "sf.page"
 local signal = require "sf.signal"
 local client_mod = require "sf.client"
 local plan = require "sf.import.plan"
+local failure = require "sf.import.failure"
 
 local M = {}
 
@@ -49,11 +50,17 @@ function M.run(job, item, o, sink, opts)
         -- A field the cached describe still lists is gone (an admin removed
         -- it): the next run plans the object against the org as it is now.
         if ecode == "INVALID_FIELD" then plan.forget_describe(job, item.object) end
-        error(string.format("%s: query failed: HTTP %d %s: %s", item.object, resp.status, tostring(ecode),
-          tostring(emsg or resp.body:sub(1, 300))), 0)
+        local msg = string.format("%s: query failed: HTTP %d %s: %s", item.object, resp.status, tostring(ecode),
+          tostring(emsg or resp.body:sub(1, 300)))
+        -- A query Salesforce refuses (400 INVALID_FIELD, MALFORMED_QUERY, 404)
+        -- is this object's; 401/403/5xx would refuse every object alike.
+        if resp.status >= 400 and resp.status < 500 and resp.status ~= 401 and resp.status ~= 403 then
+          error(failure.object(msg), 0)
+        end
+        error(msg, 0)
       end
       local p, perr = page.parse(resp.body)
-      if not p then error(item.object .. ": bad query response: " .. tostring(perr), 0) end
+      if not p then error(failure.object(item.object .. ": bad query response: " .. tostring(perr)), 0) end
       sink.st.total = sink.st.total or p.total_size
       local lines, rejects, ps = o.mp:map_page(p)
       sink:commit(lines, rejects, ps)
